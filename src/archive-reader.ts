@@ -1,0 +1,245 @@
+/**
+ * Streams the entries of a tar archive, gzip-compressed or not, and of any `.gz` entry inside it.
+ * Nothing is held whole: the archive and each entry flow through in chunks, and an entry the
+ * consumer stops reading early is drained, not destroyed, so the next entry still arrives.
+ */
+import { Readable, pipeline } from 'node:stream';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { EtlError } from './errors.js';
+
+export const DEFAULT_MAX_ENTRY_BYTES = 200 * 1024 * 1024;
+/** Node's default 16 KiB inflate chunk is up to 2x slower on archives of many small entries. */
+const INFLATE_CHUNK = 64 * 1024;
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
+
+export interface ArchiveReaderOptions {
+  /** Entries whose tar size is above this are skipped with entry_too_large. */
+  maxEntryBytes?: number;
+  /** Called with the number of archive bytes (as stored, compressed) read so far. */
+  onBytes?: (n: number) => void;
+}
+
+export interface ArchiveEntry {
+  kind: 'file';
+  /** Name inside the tar, e.g. `2020/03/18/ndt7-download-....json.gz`. */
+  name: string;
+  /** Size stored in the tar (compressed size for `.gz` entries). */
+  size: number;
+  mtime: Date | null;
+  /** PAX extended headers, e.g. `MLAB.datatype`, `MLAB.server.name`. */
+  pax: Readonly<Record<string, string>>;
+  /** True when the entry is gunzipped on the way (its name ends in `.gz`). */
+  gunzipped: boolean;
+  /** The entry's (decompressed) bytes. Read it at most once. */
+  body: AsyncIterable<Buffer>;
+  /** Decompressed bytes delivered so far. */
+  bytesRead(): number;
+}
+
+export interface SkippedEntry {
+  kind: 'skipped';
+  name: string;
+  size: number;
+  /** `directory` entries are expected and not errors; others carry an error code. */
+  reason: 'directory' | 'entry_too_large' | 'unsupported_entry';
+  message: string;
+}
+
+export type ArchiveItem = ArchiveEntry | SkippedEntry;
+
+/** Is this the start of a gzip stream? Decided by magic bytes, never by name. */
+export function isGzip(head: Uint8Array): boolean {
+  return head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1];
+}
+
+function archiveError(err: unknown): EtlError {
+  if (err instanceof EtlError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const message = e?.message ?? String(err);
+  const truncated = /unexpected end/i.test(message) || e?.code === 'Z_BUF_ERROR';
+  return new EtlError(truncated ? 'truncated_archive' : 'corrupt_archive', message, { stage: 'archive', cause: err });
+}
+
+function entryError(err: unknown, name: string): EtlError {
+  if (err instanceof EtlError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && e.code.startsWith('Z_')) {
+    return new EtlError('corrupt_entry', `${name}: gunzip failed: ${e.message}`, { stage: 'archive', cause: err });
+  }
+  return archiveError(err);
+}
+
+/** Yields the source's chunks, inflated when its first bytes are gzip's magic. */
+async function* decompressIfGzip(source: AsyncIterable<Buffer>, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
+  let total = 0;
+  const counted = async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      total += chunk.length;
+      onBytes?.(total);
+      yield chunk;
+    }
+  };
+  const it = counted();
+  // Gather at least two bytes to decide.
+  const head: Buffer[] = [];
+  let headLen = 0;
+  while (headLen < 2) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    headLen += r.value.length;
+  }
+  const first = Buffer.concat(head);
+  const rest = async function* (): AsyncGenerator<Buffer> {
+    if (first.length > 0) yield first;
+    yield* it;
+  };
+  if (!isGzip(first)) {
+    yield* rest();
+    return;
+  }
+  let failure: unknown = null;
+  const inflated = pipeline(Readable.from(rest()), zlib.createGunzip({ chunkSize: INFLATE_CHUNK }), (err) => {
+    if (err) failure = err;
+  });
+  yield* inflated as AsyncIterable<Buffer>;
+  // A gzip stream cut short can end its readable side before the error is reported.
+  if (failure !== null) throw archiveError(failure);
+}
+
+class EntryBody {
+  /** The tar stream's failure, seen while reading this entry: the archive fails, not just the entry. */
+  failure: EtlError | null = null;
+  private readonly it: AsyncIterator<Buffer>;
+  private done = false;
+  private inflatedBytes = 0;
+
+  constructor(entry: AsyncIterable<Buffer>, readonly name: string) {
+    this.it = entry[Symbol.asyncIterator]();
+  }
+
+  /** The stored bytes. Stopping early leaves the rest for drain(), never destroys the entry. */
+  async *raw(): AsyncGenerator<Buffer> {
+    while (!this.done) {
+      const r = await this.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  private async next(): Promise<IteratorResult<Buffer>> {
+    if (this.failure) throw this.failure;
+    try {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      return r;
+    } catch (err) {
+      this.done = true;
+      this.failure = archiveError(err);
+      throw this.failure;
+    }
+  }
+
+  async *plain(): AsyncGenerator<Buffer> {
+    for await (const chunk of this.raw()) {
+      this.inflatedBytes += chunk.length;
+      yield chunk;
+    }
+  }
+
+  async *gunzipped(): AsyncGenerator<Buffer> {
+    const inflated = pipeline(Readable.from(this.raw()), zlib.createGunzip({ chunkSize: INFLATE_CHUNK }), () => {});
+    try {
+      for await (const chunk of inflated as AsyncIterable<Buffer>) {
+        this.inflatedBytes += chunk.length;
+        yield chunk;
+      }
+    } catch (err) {
+      throw entryError(err, this.name);
+    }
+  }
+
+  bytes(): number {
+    return this.inflatedBytes;
+  }
+
+  /** Reads what the consumer left, so the tar stream can move to the next entry. */
+  async drain(): Promise<void> {
+    while (!this.done) await this.next();
+    if (this.failure) throw this.failure;
+  }
+}
+
+function paxOf(header: { pax?: unknown }): Record<string, string> {
+  const pax = header.pax;
+  if (pax === null || typeof pax !== 'object') return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pax as Record<string, unknown>)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/**
+ * Yields every entry of the archive in order. The consumer must finish with an entry (read its
+ * body or not) before asking for the next; unread bytes are drained here. A broken archive throws
+ * EtlError corrupt_archive / truncated_archive after the entries that could be read.
+ */
+export async function* readArchive(
+  source: AsyncIterable<Buffer>,
+  options: ArchiveReaderOptions = {},
+): AsyncGenerator<ArchiveItem> {
+  const maxEntryBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  const extract = tar.extract();
+  const input = Readable.from(decompressIfGzip(source, options.onBytes));
+  let failure: unknown = null;
+  pipeline(input, extract, (err) => {
+    if (err) failure = err;
+  });
+  try {
+    for await (const entry of extract) {
+      const { header } = entry;
+      const name = header.name;
+      const size = header.size ?? 0;
+      const body = new EntryBody(entry as unknown as AsyncIterable<Buffer>, name);
+      try {
+        if (header.type === 'directory') {
+          yield { kind: 'skipped', name, size, reason: 'directory', message: 'directory entry' };
+        } else if (header.type !== 'file' && header.type !== 'contiguous-file') {
+          yield {
+            kind: 'skipped',
+            name,
+            size,
+            reason: 'unsupported_entry',
+            message: `${header.type} entry is not a regular file`,
+          };
+        } else if (size > maxEntryBytes) {
+          yield {
+            kind: 'skipped',
+            name,
+            size,
+            reason: 'entry_too_large',
+            message: `entry of ${size} bytes is above the ${maxEntryBytes}-byte limit`,
+          };
+        } else {
+          const gunzipped = name.endsWith('.gz');
+          yield {
+            kind: 'file',
+            name,
+            size,
+            mtime: header.mtime ?? null,
+            pax: paxOf(header),
+            gunzipped,
+            body: gunzipped ? body.gunzipped() : body.plain(),
+            bytesRead: () => body.bytes(),
+          };
+        }
+      } finally {
+        await body.drain();
+      }
+    }
+    // tar-stream ends its iteration quietly when the stream was destroyed by an error.
+    if (failure !== null) throw failure;
+  } catch (err) {
+    throw archiveError(err);
+  }
+}

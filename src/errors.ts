@@ -1,0 +1,59 @@
+/**
+ * One error type for the whole pipeline. The `code` is a bounded vocabulary: logs, metrics, the
+ * ledger and the rejects are labelled by it, never by message text.
+ */
+
+export const ERROR_CODES = {
+  // archive identity and inputs
+  bad_archive_path: 'the archive path does not follow the M-Lab grammar and no override was given',
+  not_an_archive: 'the input is not a .tgz, .tar.gz or .tar archive',
+  input_not_found: 'the input path does not exist or cannot be read',
+  unknown_datatype: 'no parser is registered for the datatype',
+  // archive reader
+  corrupt_archive: 'the archive is not a readable tar (or gzip) stream',
+  truncated_archive: 'the archive ends in the middle of a tar header or body',
+  corrupt_entry: 'an entry could not be decompressed',
+  entry_too_large: 'the entry is larger than the configured limit and was skipped',
+  unsupported_entry: 'the entry is not a regular file and was skipped',
+  not_parsable: 'the parser for this datatype does not accept this entry name',
+  // parsing
+  invalid_json: 'the entry holds text that is not valid JSON',
+  record_too_large: 'a single JSON value or line is larger than the configured limit',
+  invalid_record: 'a JSON value is well formed but not the shape the parser expects',
+  record_skipped: 'the parser skipped a record it cannot turn into a row',
+  // rows and sinks
+  schema_violation: 'the row does not validate against the datatype schema',
+  sink_error: 'the sink could not store rows',
+  internal_error: 'an unexpected failure inside mlab-etl',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type Stage = 'input' | 'identity' | 'archive' | 'registry' | 'parser' | 'rows' | 'sink';
+
+export interface EtlErrorOptions {
+  stage: Stage;
+  retryable?: boolean;
+  cause?: unknown;
+}
+
+export class EtlError extends Error {
+  readonly code: ErrorCode;
+  readonly stage: Stage;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: EtlErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EtlError';
+    this.code = code;
+    this.stage = options.stage;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** Wraps anything thrown into an EtlError, keeping an EtlError as it is. */
+export function toEtlError(err: unknown, fallback: ErrorCode, stage: Stage): EtlError {
+  if (err instanceof EtlError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new EtlError(fallback, message, { stage, cause: err });
+}

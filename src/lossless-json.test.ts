@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { parseLossless, stringifyBigQuery } from './lossless-json.js';
+
+describe('parseLossless', () => {
+  it('keeps DISCO nanosecond timestamps and 64-bit counters digit for digit', () => {
+    const v = parseLossless(
+      '{"collectstart":1639449420001598262,"counter":18446744073709551615,"neg":-9223372036854775808,"value":476621275}',
+    ) as Record<string, unknown>;
+    expect(v.collectstart).toBe(1639449420001598262n);
+    expect(v.counter).toBe(18446744073709551615n);
+    expect(v.neg).toBe(-9223372036854775808n);
+    expect(v.value).toBe(476621275);
+  });
+
+  it('returns safe 16-digit integers as numbers and leaves floats and strings alone', () => {
+    const v = parseLossless(
+      '{"safe":1000000000000000,"f":1.12345678901234567,"e":12345678901234567e2,"s":"12345678901234567890","a":[9007199254740993]}',
+    ) as Record<string, unknown>;
+    expect(v.safe).toBe(1000000000000000);
+    expect(v.f).toBe(1.12345678901234567);
+    expect(v.e).toBe(12345678901234567e2);
+    expect(v.s).toBe('12345678901234567890');
+    expect(v.a).toEqual([9007199254740993n]);
+  });
+
+  it('is not fooled by escaped quotes or control-character escapes in strings', () => {
+    const v = parseLossless(
+      '{"s":"a\\"12345678901234567890\\u0000","n":12345678901234567890}',
+    ) as Record<string, unknown>;
+    expect(v.s).toBe('a"12345678901234567890\u0000');
+    expect(v.n).toBe(12345678901234567890n);
+  });
+
+  it('throws SyntaxError on invalid JSON', () => {
+    expect(() => parseLossless('{"a":12345678901234567890,')).toThrow(SyntaxError);
+    expect(() => parseLossless('{"a":')).toThrow(SyntaxError);
+  });
+});
+
+describe('stringifyBigQuery', () => {
+  it('writes integers outside +/-2^53 as decimal strings and the rest as numbers', () => {
+    expect(stringifyBigQuery({ a: 9007199254740993n, b: 5n, c: -9007199254740993n, d: 1.5 })).toBe(
+      '{"a":"9007199254740993","b":5,"c":"-9007199254740993","d":1.5}',
+    );
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * JSON that keeps every integer exact. `JSON.parse` rounds integers beyond +/-2^53 (DISCO's
+ * nanosecond timestamps and 64-bit counters); here such literals come back as `bigint`, every
+ * other number as `number`.
+ *
+ * How: integer literals of 16 or more digits outside strings are rewritten as tagged strings,
+ * the text goes through the native `JSON.parse`, and the tagged strings are turned back into
+ * integers. Text without such literals (most of it) pays one regex test.
+ */
+
+const LONG_DIGITS = /\d{16}/;
+/** A string literal (skipped as is) or an integer literal of 16+ digits, not part of a fraction or exponent. */
+const STRING_OR_LONG_INT = /"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])(-?\d{16,})(?![\d.eE])/g;
+
+export type LosslessNumber = number | bigint;
+
+/** An integer literal as `number` when it is safe, `bigint` when it is not. */
+export function exactInteger(literal: string): LosslessNumber {
+  const n = Number(literal);
+  return Number.isSafeInteger(n) ? n : BigInt(literal);
+}
+
+function chooseTag(text: string): string | null {
+  // A control character that never occurs escaped in the text marks the rewritten literals.
+  for (let c = 0; c < 0x20; c++) {
+    const escaped = `\\u${c.toString(16).padStart(4, '0')}`;
+    if (!text.includes(escaped) && !text.includes(escaped.toUpperCase().replace('\\U', '\\u'))) {
+      return String.fromCharCode(c);
+    }
+  }
+  return null;
+}
+
+function restore(value: unknown, tag: string): unknown {
+  if (typeof value === 'string') {
+    return value.length > 1 && value.charCodeAt(0) === tag.charCodeAt(0) ? exactInteger(value.slice(1)) : value;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = restore(value[i], tag);
+    return value;
+  }
+  if (value !== null && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    for (const key in obj) obj[key] = restore(obj[key], tag);
+    return obj;
+  }
+  return value;
+}
+
+/** Parses JSON text, integers exact. Throws SyntaxError like JSON.parse. */
+export function parseLossless(text: string): unknown {
+  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+  const tag = chooseTag(text);
+  if (tag === null) throw new SyntaxError('text escapes every control character; cannot parse losslessly');
+  const tagEscape = `\\u${tag.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  let rewritten = false;
+  const tagged = text.replace(STRING_OR_LONG_INT, (match: string, digits: string | undefined) => {
+    if (digits === undefined) return match;
+    rewritten = true;
+    return `"${tagEscape}${digits}"`;
+  });
+  const value: unknown = JSON.parse(tagged);
+  return rewritten ? restore(value, tag) : value;
+}
+
+/** JSON text of a value holding bigints: integers outside +/-2^53 as decimal strings (BigQuery's JSON rule for INT64). */
+export function stringifyBigQuery(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? bigintToJson(v) : v));
+}
+
+function bigintToJson(v: bigint): number | string {
+  return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v.toString();
+}
