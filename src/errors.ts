@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   record_too_large: 'a single JSON value or line is larger than the configured limit',
   invalid_record: 'a JSON value is well formed but not the shape the parser expects',
   record_skipped: 'the parser skipped a record it cannot turn into a row',
+  parser_error: 'the parser failed unexpectedly on this entry (a parser bug or an input it does not handle)',
   // rows and sinks
   schema_violation: 'the row does not validate against the datatype schema',
   sink_error: 'the sink could not store rows',

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+/**
+ * The `mlab-etl` command. `run(argv, io)` is the whole CLI, so tests call it in-process.
+ * Exit codes: 0 success, 1 some archive or entry failed or rows were rejected, 2 bad usage.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_MAX_ENTRY_BYTES } from './archive-reader.js';
+import { EtlError } from './errors.js';
+import { findArchives, localArchive } from './local-source.js';
+import { GIT_COMMIT, VERSION } from './package-info.js';
+import { processArchive, type ArchiveResult } from './pipeline.js';
+import { formatTable, runQuery } from './query.js';
+import { Registry } from './registry.js';
+import { bigQuerySchema, SchemaSet } from './schema.js';
+import { DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
+import { DEFAULT_DUCKDB_FILE } from './sinks/duckdb-sink.js';
+import { formatSummary, Progress } from './summary.js';
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Progress is drawn only on a terminal. */
+  isTTY: boolean;
+}
+
+const processIo: Io = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  isTTY: Boolean(process.stderr.isTTY),
+};
+
+class UsageError extends Error {}
+
+function positiveInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${name} ${value}: expected a positive integer`);
+  return n;
+}
+
+interface ParseOptions {
+  sink: string;
+  datatype?: string;
+  experiment?: string;
+  date?: string;
+  maxEntryBytes: string;
+  progress: boolean;
+}
+
+async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
+  const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
+  const schemas = SchemaSet.load();
+  const registry = await Registry.load();
+  const { files, missing } = await findArchives(paths);
+  for (const m of missing) io.stderr(`mlab-etl: ${m.error.message}\n`);
+  if (files.length === 0) {
+    io.stderr(`mlab-etl: no archives (.tgz, .tar.gz, .tar) found in ${paths.join(' ')}\n`);
+    return 1;
+  }
+  const sink = await openSink(opts.sink, schemas);
+  const sources = files.map((f) => localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }));
+  const progress = new Progress(io, opts.progress && io.isTTY, sources.reduce((n, s) => n + (s.size ?? 0), 0), sources.length);
+  const results: ArchiveResult[] = [];
+  const started = Date.now();
+  try {
+    for (const source of sources) {
+      const result = await processArchive(
+        source,
+        { registry, schemas, sink, version: VERSION, gitCommit: GIT_COMMIT, maxEntryBytes },
+        { onBytes: (n) => progress.archiveBytes(n) },
+      );
+      progress.archiveDone(source.size ?? 0);
+      results.push(result);
+    }
+  } finally {
+    progress.clear();
+    await sink.close();
+  }
+  io.stdout(formatSummary(results, sink.description, (Date.now() - started) / 1000));
+  const failed = missing.length > 0 || results.some((r) => r.record.status !== 'ok');
+  return failed ? 1 : 0;
+}
+
+export async function run(argv: string[], io: Io = processIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('mlab-etl')
+    .description('Turns M-Lab measurement archives into validated rows: DuckDB locally, BigQuery in production.')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+
+  program
+    .command('parse')
+    .description('parse archives (.tgz/.tar.gz/.tar files, or directories searched for them) into a sink')
+    .argument('<path...>', 'archive files or directories')
+    .option('--sink <spec>', 'duckdb:FILE or jsonl:DIR', DEFAULT_SINK)
+    .option('--datatype <name>', 'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/')
+    .option('--experiment <name>', 'experiment, likewise')
+    .option('--date <YYYY-MM-DD>', 'partition date, likewise')
+    .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_MAX_ENTRY_BYTES))
+    .option('--no-progress', 'do not draw progress on the terminal')
+    .action(async (paths: string[], opts: ParseOptions) => {
+      exitCode = await parseCommand(paths, opts, io);
+    });
+
+  program
+    .command('query')
+    .description('run SQL over the local DuckDB file')
+    .argument('<sql>', 'the query, e.g. "SELECT * FROM utilization.switch LIMIT 5"')
+    .option('--db <file>', 'DuckDB file', DEFAULT_DUCKDB_FILE)
+    .option('--json', 'one JSON object per row instead of a table')
+    .action(async (sql: string, opts: { db: string; json?: boolean }) => {
+      const result = await runQuery(opts.db, sql);
+      if (opts.json) io.stdout(result.rows.map((r) => JSON.stringify(r)).join('\n') + (result.rows.length ? '\n' : ''));
+      else io.stdout(`${formatTable(result)}\n`);
+    });
+
+  program
+    .command('parsers')
+    .description('list the registered datatypes')
+    .action(async () => {
+      const registry = await Registry.load();
+      const width = Math.max(0, ...registry.datatypes().map((d) => d.length));
+      for (const p of registry.all()) io.stdout(`${p.name.padEnd(width)}  ${p.description}\n`);
+    });
+
+  program
+    .command('schema')
+    .description("print a datatype's row schema")
+    .argument('<datatype>')
+    .addOption(new Option('--bigquery', 'as a BigQuery schema (bq mk --schema format) instead of JSON Schema'))
+    .action((datatype: string, opts: { bigquery?: boolean }) => {
+      const schemas = SchemaSet.load();
+      if (!schemas.has(datatype) || datatype.startsWith('_')) {
+        throw new UsageError(`no schema for datatype ${datatype} (known: ${schemas.datatypes().join(', ')})`);
+      }
+      const out = opts.bigquery ? bigQuerySchema(schemas.fields(datatype)) : schemas.get(datatype);
+      io.stdout(`${JSON.stringify(out, null, 2)}\n`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof UsageError || err instanceof SinkSpecError) {
+      io.stderr(`mlab-etl: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof EtlError) {
+      io.stderr(`mlab-etl: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    io.stderr(`mlab-etl: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  process.exitCode = await run(process.argv.slice(2));
+}

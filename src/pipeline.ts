@@ -1,0 +1,259 @@
+/**
+ * The path of one archive from bytes to rows: identity -> archive reader -> registry -> parser ->
+ * rows (provenance, validation) -> sink -> ledger. Triggers (CLI today, Pub/Sub next) and sources
+ * (local files, GCS) sit at the two ends; nothing here knows which.
+ *
+ * What must stay true: every entry is counted once as parsed, skipped or failed; every row is
+ * written or rejected with a reason; a bad entry fails that entry only, a bad archive that archive
+ * only; the ledger record is written after the archive's rows and rejects.
+ */
+import type { ArchiveIdentity } from './archive-path.js';
+import { DEFAULT_MAX_ENTRY_BYTES, readArchive, type ArchiveEntry } from './archive-reader.js';
+import { EtlError, toEtlError, type ErrorCode } from './errors.js';
+import { excerpt, type ArchiveRecord, type RejectRecord } from './ledger.js';
+import type { Parser, ParserContext } from './parser-api.js';
+import type { Registry } from './registry.js';
+import { assembleRow, checkRows, type Provenance, type Row } from './rows.js';
+import type { SchemaSet } from './schema.js';
+import { tableFor, tableName, type Sink, type TableRef } from './sinks/sink.js';
+
+export interface ArchiveSource {
+  /** Where the archive is (gs:// or file:// URL), known even when its identity is not. */
+  url: string;
+  /** The archive's identity; throws EtlError bad_archive_path when the path does not say it. */
+  identify(): ArchiveIdentity;
+  /** Size as stored, when known. */
+  size: number | null;
+  open(): AsyncIterable<Buffer>;
+}
+
+export interface PipelineConfig {
+  registry: Registry;
+  schemas: SchemaSet;
+  sink: Sink;
+  version: string;
+  gitCommit: string | null;
+  maxEntryBytes?: number;
+  /** Rows validated and handed to the sink at a time. */
+  batchRows?: number;
+  now?: () => Date;
+}
+
+export interface EntryFailure {
+  entry: string | null;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface ArchiveResult {
+  record: ArchiveRecord;
+  /** Archive- and entry-level failures, for the summary (the same are in the ledger and rejects). */
+  failures: EntryFailure[];
+  /** Seconds from start to commit. */
+  seconds: number;
+}
+
+export interface ProcessHooks {
+  onBytes?: (archiveBytesRead: number) => void;
+}
+
+const REJECTS_BATCH = 1000;
+/** Archive-level failures surfacing while an entry is read: they end the archive, not just the entry. */
+const ARCHIVE_CODES = new Set<ErrorCode>(['truncated_archive', 'corrupt_archive', 'sink_error']);
+
+export async function processArchive(
+  source: ArchiveSource,
+  config: PipelineConfig,
+  hooks: ProcessHooks = {},
+): Promise<ArchiveResult> {
+  const now = config.now ?? (() => new Date());
+  const startedAt = now();
+  const started = startedAt.toISOString();
+  const record: ArchiveRecord = {
+    archive_url: source.url,
+    datatype: '(unknown)',
+    status: 'ok',
+    entries_seen: 0,
+    directories: 0,
+    entries_parsed: 0,
+    entries_skipped: 0,
+    entries_failed: 0,
+    rows_written: 0,
+    rows_rejected: 0,
+    records_skipped: 0,
+    entry_bytes: 0,
+    parser_version: config.version,
+    started,
+    finished: started,
+    ...(source.size === null ? {} : { archive_bytes: source.size }),
+    ...(config.gitCommit ? { git_commit: config.gitCommit } : {}),
+  };
+  const failures: EntryFailure[] = [];
+  let rejects: RejectRecord[] = [];
+  const { sink } = config;
+
+  const reject = async (r: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>): Promise<void> => {
+    rejects.push({ time: started, archive_url: source.url, datatype: record.datatype, ...r });
+    if (rejects.length >= REJECTS_BATCH) await flushRejects();
+  };
+  const flushRejects = async (): Promise<void> => {
+    const batch = rejects;
+    rejects = [];
+    await sink.writeRejects(batch);
+  };
+
+  try {
+    const identity = source.identify();
+    record.experiment = identity.experiment;
+    record.datatype = identity.datatype;
+    record.date = identity.date;
+    const parser = config.registry.get(identity.datatype);
+    const validate = config.schemas.validator(identity.datatype);
+    const table = tableFor(identity.experiment, identity.datatype);
+    record.table = tableName(table);
+    await sink.prepareTable(table);
+
+    const entries = readArchive(source.open(), {
+      maxEntryBytes: config.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
+      ...(hooks.onBytes ? { onBytes: hooks.onBytes } : {}),
+    });
+    for await (const item of entries) {
+      record.entries_seen++;
+      if (item.kind === 'skipped') {
+        if (item.reason === 'directory') {
+          record.directories++;
+          continue;
+        }
+        record.entries_skipped++;
+        await reject({ entry: item.name, code: item.reason, message: item.message });
+        continue;
+      }
+      if (!parser.accepts(item.name)) {
+        record.entries_skipped++;
+        await reject({ entry: item.name, code: 'not_parsable', message: `the ${parser.name} parser does not read entries named like this` });
+        continue;
+      }
+      try {
+        await parseEntry(item, parser, identity, table, {
+          validate,
+          sink,
+          record,
+          reject,
+          batchRows: config.batchRows ?? 500,
+          provenance: {
+            Version: config.version,
+            Time: started,
+            ArchiveURL: source.url,
+            Filename: item.name,
+            ...(config.gitCommit ? { GitCommit: config.gitCommit } : {}),
+            ...(source.size === null ? {} : { ArchiveSize: source.size }),
+            FileSize: item.size,
+          },
+        });
+        record.entries_parsed++;
+      } catch (err) {
+        const e = toEtlError(err, 'parser_error', 'parser');
+        if (ARCHIVE_CODES.has(e.code)) throw e;
+        record.entries_failed++;
+        failures.push({ entry: item.name, code: e.code, message: e.message });
+        await reject({ entry: item.name, code: e.code, message: e.message });
+      } finally {
+        record.entry_bytes = (record.entry_bytes ?? 0) + item.bytesRead();
+      }
+    }
+  } catch (err) {
+    const e = toEtlError(err, 'internal_error', 'archive');
+    record.status = 'failed';
+    record.error_code = e.code;
+    record.error_message = e.message;
+    failures.unshift({ entry: null, code: e.code, message: e.message });
+  }
+
+  if (record.status !== 'failed' && (record.entries_failed > 0 || record.rows_rejected > 0)) {
+    record.status = 'partial';
+    const first = failures[0];
+    if (first) {
+      record.error_code = first.code;
+      record.error_message = `${first.entry}: ${first.message}`;
+    } else {
+      record.error_code = 'schema_violation';
+      record.error_message = `${record.rows_rejected} rows failed schema validation (see _rejects)`;
+    }
+  }
+  await flushRejects();
+  record.finished = now().toISOString();
+  await sink.commitArchive(record);
+  return { record, failures, seconds: (now().getTime() - startedAt.getTime()) / 1000 };
+}
+
+interface EntryState {
+  validate: Parameters<typeof checkRows>[0];
+  sink: Sink;
+  record: ArchiveRecord;
+  reject: (r: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>) => Promise<void>;
+  batchRows: number;
+  provenance: Provenance;
+}
+
+async function parseEntry(
+  entry: ArchiveEntry,
+  parser: Parser,
+  identity: ArchiveIdentity,
+  table: TableRef,
+  state: EntryState,
+): Promise<void> {
+  const { record } = state;
+  const skipped: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>[] = [];
+  const context: ParserContext = {
+    skip(code, message, text) {
+      record.records_skipped++;
+      skipped.push({ entry: entry.name, code, message, ...(text === undefined ? {} : { excerpt: excerpt(text) }) });
+    },
+  };
+  let index = 0;
+  let batch: Row[] = [];
+  const flush = async (): Promise<void> => {
+    for (const s of skipped.splice(0)) await state.reject(s);
+    if (batch.length === 0) return;
+    const checked = checkRows(state.validate, batch, {
+      time: state.provenance.Time,
+      archive_url: state.provenance.ArchiveURL,
+      datatype: identity.datatype,
+      entry: entry.name,
+      firstIndex: index,
+    });
+    index += batch.length;
+    batch = [];
+    for (const r of checked.rejects) await state.reject(r);
+    record.rows_rejected += checked.rejects.length;
+    try {
+      await state.sink.writeRows(table, checked.rows);
+    } catch (err) {
+      throw toEtlError(err, 'sink_error', 'sink');
+    }
+    record.rows_written += checked.rows.length;
+  };
+
+  const rows = parser.parse(
+    {
+      name: entry.name,
+      size: entry.size,
+      pax: entry.pax,
+      body: entry.body,
+      archive: { url: identity.url, experiment: identity.experiment, datatype: identity.datatype, date: identity.date },
+    },
+    context,
+  );
+  try {
+    for await (const parsed of rows) {
+      if (parsed === null || typeof parsed !== 'object' || typeof parsed.id !== 'string') {
+        throw new EtlError('parser_error', `${parser.name} parser produced a row without a string id`, { stage: 'parser' });
+      }
+      batch.push(assembleRow(parsed, identity.date, state.provenance));
+      if (batch.length >= state.batchRows) await flush();
+    }
+  } finally {
+    // Rows and skips gathered before a failure are kept: they are real, and the entry is marked failed.
+    await flush();
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Rows: the pipeline, not the parser, adds the standard columns (`date`, `parser` provenance),
+ * then validates every row against its datatype's schema. A row that fails goes to the rejects
+ * with the JSON path and keyword of the failure, never silently away.
+ */
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import type { RejectRecord } from './ledger.js';
+import { excerpt } from './ledger.js';
+import { stringifyBigQuery } from './lossless-json.js';
+import type { ParsedRow } from './parser-api.js';
+import { describeErrors } from './schema.js';
+
+export interface Provenance {
+  Version: string;
+  Time: string;
+  ArchiveURL: string;
+  Filename: string;
+  Priority?: number;
+  GitCommit?: string;
+  ArchiveSize?: number;
+  FileSize?: number;
+}
+
+export type Row = { id: string; date: string; parser: Provenance } & Record<string, unknown>;
+
+export function assembleRow(parsed: ParsedRow, date: string, parser: Provenance): Row {
+  const { id, ...columns } = parsed;
+  return { id, date, parser, ...columns };
+}
+
+export interface Checked {
+  rows: Row[];
+  rejects: RejectRecord[];
+}
+
+/** Splits rows into valid ones and rejects (schema_violation). `firstIndex` numbers rows within their entry. */
+export function checkRows(
+  validate: ValidateFunction,
+  rows: Row[],
+  where: { time: string; archive_url: string; datatype: string; entry: string; firstIndex: number },
+): Checked {
+  const ok: Row[] = [];
+  const rejects: RejectRecord[] = [];
+  rows.forEach((row, i) => {
+    if (validate(row)) {
+      ok.push(row);
+      return;
+    }
+    rejects.push({
+      time: where.time,
+      archive_url: where.archive_url,
+      datatype: where.datatype,
+      entry: where.entry,
+      row_index: where.firstIndex + i,
+      code: 'schema_violation',
+      message: describeErrors(validate.errors),
+      excerpt: excerpt(stringifyBigQuery(row)),
+    });
+  });
+  return { rows: ok, rejects };
+}

@@ -1,0 +1,175 @@
+/**
+ * DuckDB sink, the embedded default: tables `raw_<experiment>.<datatype>` typed from the JSON
+ * Schema (STRUCT, LIST, exact integer types), views `<experiment>.<datatype>` with one row per
+ * (id, date), and the `_rejects` and `_archives` tables.
+ *
+ * Rows are loaded in bulk: serialised as JSONL to a temporary file while the archive streams, then
+ * inserted with `read_json` (typed by the schema) when the archive commits, together with its
+ * rejects and ledger record in one transaction. Per-row inserts are an order of magnitude slower.
+ */
+import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { EtlError } from '../errors.js';
+import type { ArchiveRecord, RejectRecord } from '../ledger.js';
+import { stringifyBigQuery } from '../lossless-json.js';
+import type { Row } from '../rows.js';
+import { duckdbType, quoteIdent, type SchemaSet } from '../schema.js';
+import { dedupViewSql, type Sink, type TableRef } from './sink.js';
+
+export const DEFAULT_DUCKDB_FILE = 'mlab-etl.duckdb';
+/** Rows buffered on disk before a load, so a huge archive does not wait for its end. */
+const LOAD_EVERY_ROWS = 250_000;
+
+function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+interface Pending {
+  target: string; // qualified, quoted table
+  schema: string; // schema name for the column types
+  file: string;
+  stream: WriteStream;
+  rows: number;
+}
+
+export interface DuckDbSinkOptions {
+  /** DuckDB's memory_limit, e.g. '512MB'. */
+  memoryLimit?: string;
+  threads?: number;
+}
+
+export class DuckDbSink implements Sink {
+  readonly description: string;
+  private readonly tmp = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-duckdb-'));
+  private readonly pending = new Map<string, Pending>();
+  private readonly prepared = new Set<string>();
+  private seq = 0;
+
+  private constructor(
+    readonly file: string,
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+    private readonly schemas: SchemaSet,
+  ) {
+    this.description = `duckdb:${file}`;
+  }
+
+  static async open(file: string, schemas: SchemaSet, options: DuckDbSinkOptions = {}): Promise<DuckDbSink> {
+    const config: Record<string, string> = {};
+    if (options.memoryLimit) config.memory_limit = options.memoryLimit;
+    if (options.threads) config.threads = String(options.threads);
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(file, config);
+    } catch (err) {
+      throw new EtlError('sink_error', `cannot open DuckDB file ${file}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+    }
+    const conn = await instance.connect();
+    const sink = new DuckDbSink(file, instance, conn, schemas);
+    await sink.createTable('main', '_rejects', '_rejects');
+    await sink.createTable('main', '_archives', '_archives');
+    return sink;
+  }
+
+  private columnsSql(schema: string): string {
+    return this.schemas
+      .fields(schema)
+      .map((f) => `${quoteIdent(f.name)} ${duckdbType(f)}`)
+      .join(', ');
+  }
+
+  private async createTable(dataset: string, table: string, schema: string): Promise<void> {
+    await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(dataset)}`);
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${quoteIdent(dataset)}.${quoteIdent(table)} (${this.columnsSql(schema)})`);
+  }
+
+  async prepareTable(ref: TableRef): Promise<void> {
+    const key = `${ref.dataset}.${ref.table}`;
+    if (this.prepared.has(key)) return;
+    try {
+      await this.createTable(ref.dataset, ref.table, ref.table);
+      await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ref.viewDataset)}`);
+      await this.conn.run(
+        `CREATE OR REPLACE VIEW ${quoteIdent(ref.viewDataset)}.${quoteIdent(ref.table)} AS ${dedupViewSql(`${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`)}`,
+      );
+    } catch (err) {
+      throw new EtlError('sink_error', `${this.description}: cannot create ${key}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+    }
+    this.prepared.add(key);
+  }
+
+  private async append(target: string, schema: string, values: unknown[]): Promise<void> {
+    if (values.length === 0) return;
+    let p = this.pending.get(target);
+    if (!p) {
+      const file = path.join(this.tmp, `${++this.seq}.jsonl`);
+      p = { target, schema, file, stream: createWriteStream(file), rows: 0 };
+      this.pending.set(target, p);
+    }
+    const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
+    const stream = p.stream;
+    await new Promise<void>((resolve, reject) => stream.write(text, (err) => (err ? reject(err) : resolve())));
+    p.rows += values.length;
+    if (p.rows >= LOAD_EVERY_ROWS) await this.load([p]);
+  }
+
+  /** Inserts the buffered files into their tables and forgets them. */
+  private async load(batch: Pending[]): Promise<void> {
+    for (const p of batch) {
+      this.pending.delete(p.target);
+      await new Promise<void>((resolve, reject) => p.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      const columns = this.schemas
+        .fields(p.schema)
+        .map((f) => `${sqlString(f.name)}: ${sqlString(duckdbType(f))}`)
+        .join(', ');
+      await this.conn.run(
+        `INSERT INTO ${p.target} BY NAME SELECT * FROM read_json(${sqlString(p.file)}, format = 'newline_delimited', maximum_object_size = 268435456, columns = {${columns}})`,
+      );
+      rmSync(p.file, { force: true });
+    }
+  }
+
+  async writeRows(ref: TableRef, rows: Row[]): Promise<void> {
+    try {
+      await this.append(`${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`, ref.table, rows);
+    } catch (err) {
+      throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+    }
+  }
+
+  async writeRejects(rejects: RejectRecord[]): Promise<void> {
+    try {
+      await this.append('main."_rejects"', '_rejects', rejects);
+    } catch (err) {
+      throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+    }
+  }
+
+  async commitArchive(record: ArchiveRecord): Promise<void> {
+    try {
+      await this.conn.run('BEGIN TRANSACTION');
+      try {
+        await this.load([...this.pending.values()]);
+        await this.append('main."_archives"', '_archives', [record]);
+        const ledger = this.pending.get('main."_archives"');
+        if (ledger) await this.load([ledger]);
+        await this.conn.run('COMMIT');
+      } catch (err) {
+        await this.conn.run('ROLLBACK');
+        throw err;
+      }
+    } catch (err) {
+      throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, { stage: 'sink', cause: err, retryable: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.pending.values()) p.stream.destroy();
+    this.pending.clear();
+    this.conn.closeSync();
+    this.instance.closeSync();
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}

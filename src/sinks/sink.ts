@@ -1,0 +1,44 @@
+/**
+ * Where rows go. Every sink (DuckDB, JSONL, BigQuery) keeps the same contract:
+ * - rows of a datatype go to table `raw_<experiment>.<datatype>`, whose columns come from the schema;
+ * - analysts read the view `<experiment>.<datatype>`: one row per (id, date), newest parser.Time;
+ * - `_rejects` holds what did not become a row, `_archives` one ledger record per archive;
+ * - commitArchive makes the archive's rows and rejects durable first, then writes its ledger record.
+ */
+import type { ArchiveRecord, RejectRecord } from '../ledger.js';
+import type { Row } from '../rows.js';
+
+export interface TableRef {
+  /** `raw_<experiment>` */
+  dataset: string;
+  /** the datatype */
+  table: string;
+  /** `<experiment>`: where the deduplicated view lives */
+  viewDataset: string;
+}
+
+export function tableFor(experiment: string, datatype: string): TableRef {
+  return { dataset: `raw_${experiment}`, table: datatype, viewDataset: experiment };
+}
+
+export function tableName(ref: TableRef): string {
+  return `${ref.dataset}.${ref.table}`;
+}
+
+export interface Sink {
+  /** e.g. `duckdb:/path/mlab-etl.duckdb` */
+  readonly description: string;
+  /** Creates the table and view of a datatype if they do not exist. Idempotent. */
+  prepareTable(ref: TableRef): Promise<void>;
+  /** Rows that passed validation. May buffer; durable after commitArchive. */
+  writeRows(ref: TableRef, rows: Row[]): Promise<void>;
+  writeRejects(rejects: RejectRecord[]): Promise<void>;
+  /** Stores everything written so far, then the archive's ledger record. */
+  commitArchive(record: ArchiveRecord): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The SQL of the analysts' view: one row per (id, date), the newest parser.Time winning. */
+export function dedupViewSql(source: string): string {
+  return `SELECT * FROM ${source} QUALIFY row_number() OVER (PARTITION BY id, date ORDER BY parser.Time DESC, parser.ArchiveURL DESC, parser.Filename DESC) = 1`;
+}
