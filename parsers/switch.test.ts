@@ -13,8 +13,10 @@ async function rowsOf(caseName: string): Promise<Row[]> {
 
 describe('switch parser', () => {
   it('accepts DISCO file names only', () => {
-    for (const n of ['a-switch.json', 'a-switch.jsonl', '2021/x-switch.json.gz', 'x-switch.jsonl.gz']) expect(switchParser.accepts(n)).toBe(true);
-    for (const n of ['switch.txt', 'ndt7-download.json.gz', 'switch.jsonl.zst']) expect(switchParser.accepts(n)).toBe(false);
+    for (const n of ['a-switch.json', 'a-switch.jsonl', '2021/x-switch.json.gz', 'x-switch.jsonl.gz'])
+      expect(switchParser.accepts(n)).toBe(true);
+    for (const n of ['switch.txt', 'ndt7-download.json.gz', 'switch.jsonl.zst'])
+      expect(switchParser.accepts(n)).toBe(false);
   });
 
   it('DISCOv2 dated 2021-12-14: 30 rows of 16 metrics, local octets zeroed, discards 1/2', async () => {
@@ -59,6 +61,9 @@ describe('switch parser', () => {
     const c = goldenCases('switch').find((x) => x.name === 'sample-without-machine-or-site');
     const outcome = await runGoldenCase(switchParser, c!);
     expect(outcome.objects.map((r) => r.id)).toEqual(['mlab2-abc01-1599609600']);
-    expect(outcome.errors.map((e) => (JSON.parse(e) as { code: string }).code)).toEqual(['record_skipped', 'record_skipped']);
+    expect(outcome.errors.map((e) => (JSON.parse(e) as { code: string }).code)).toEqual([
+      'record_skipped',
+      'record_skipped',
+    ]);
   });
 });

@@ -25,7 +25,10 @@ const SUMMARY_FIELDS = new Map<string, string>();
 for (const k of ['octets', 'unicast', 'broadcast', 'errors', 'discards']) {
   for (const s of ['uplink', 'local']) {
     for (const d of ['rx', 'tx']) {
-      SUMMARY_FIELDS.set(`switch.${k}.${s}.${d}`, ['switch', k, s, d].map((w) => w[0]?.toUpperCase() + w.slice(1)).join(''));
+      SUMMARY_FIELDS.set(
+        `switch.${k}.${s}.${d}`,
+        ['switch', k, s, d].map((w) => w[0]?.toUpperCase() + w.slice(1)).join(''),
+      );
     }
   }
 }
@@ -120,7 +123,11 @@ export default defineParser({
       for (const s of samples) {
         const sample = toSample(s, v1);
         if (sample === null) {
-          context.skip('invalid_record', `line ${line}: a sample of ${obj.metric} has no integer timestamp or numeric value`, JSON.stringify(s, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
+          context.skip(
+            'invalid_record',
+            `line ${line}: a sample of ${obj.metric} has no integer timestamp or numeric value`,
+            JSON.stringify(s, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)),
+          );
           continue;
         }
         const id = `${machine}-${site}-${sample.timestamp}`;
@@ -134,7 +141,12 @@ export default defineParser({
           };
           rows.set(id, row);
         }
-        row.raw.Metrics.push({ metric: obj.metric, hostname: obj.hostname, experiment: obj.experiment, sample: [sample] });
+        row.raw.Metrics.push({
+          metric: obj.metric,
+          hostname: obj.hostname,
+          experiment: obj.experiment,
+          sample: [sample],
+        });
         if (field !== undefined) {
           row.a[field] = zeroed ? 0 : summaryValue(sample.value);
           row.a[`${field}Counter`] = zeroed ? 0 : (sample.counter ?? 0);

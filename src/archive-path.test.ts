@@ -62,12 +62,20 @@ describe('parseArchiveUrl: the examples of mlab-data.md §1', () => {
     expect(parseArchiveUrl('gs://b-1/ndt/ndt7/2020/03/18/20200318T003853Z-ndt7-mlab1-lga0t-ndt.tar.gz').suffix).toBe(
       '.tar.gz',
     );
-    expect(parseArchiveUrl('gs://b-1/ndt/ndt7/2020/03/18/20200318T003853Z-ndt7-mlab1-lga03-ndt.tar').site).toBe('lga03');
+    expect(parseArchiveUrl('gs://b-1/ndt/ndt7/2020/03/18/20200318T003853Z-ndt7-mlab1-lga03-ndt.tar').site).toBe(
+      'lga03',
+    );
   });
 
   it.each([
-    ['scheme xgs://', 'xgs://archive-measurement-lab/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz'],
-    ['suffix .gz.baz', 'gs://archive-measurement-lab/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.gz.baz'],
+    [
+      'scheme xgs://',
+      'xgs://archive-measurement-lab/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz',
+    ],
+    [
+      'suffix .gz.baz',
+      'gs://archive-measurement-lab/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.gz.baz',
+    ],
     ['site prg1', 'gs://archive-measurement-lab/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-prg1-ndt.tgz'],
     ['date dir 2016/0126', 'gs://archive-measurement-lab/ndt/ndt7/2016/0126/20160126T000000Z-ndt7-mlab3-syd03-ndt.tgz'],
     ['month 13 is not a date', 'gs://b-1/ndt/ndt7/2020/13/18/20200318T003853Z-ndt7-mlab3-syd03-ndt.tgz'],
@@ -99,8 +107,9 @@ describe('identifyLocalArchive', () => {
   });
 
   it('accepts any path with all three overrides, and validates the date', () => {
-    expect(identifyLocalArchive('/tmp/mine.tgz', { datatype: 'switch', experiment: 'utilization', date: '2021-12-14' }))
-      .toMatchObject({ datatype: 'switch', experiment: 'utilization', date: '2021-12-14', uploadTime: null });
+    expect(
+      identifyLocalArchive('/tmp/mine.tgz', { datatype: 'switch', experiment: 'utilization', date: '2021-12-14' }),
+    ).toMatchObject({ datatype: 'switch', experiment: 'utilization', date: '2021-12-14', uploadTime: null });
     expect(() =>
       identifyLocalArchive('/tmp/mine.tgz', { datatype: 'switch', experiment: 'utilization', date: '2021-12-32' }),
     ).toThrow(/expected YYYY-MM-DD/);

@@ -46,9 +46,7 @@ const GCS_URL = new RegExp(
   `^gs://(?<bucket>[a-z0-9][a-z0-9._-]{1,221}[a-z0-9])/(?:(?<experiment>${EXPERIMENT})/)?(?<datatype>${DATATYPE})/${DATE_DIRS}/${NAME}$`,
 );
 /** A local path is matched on its tail: `<experiment>/<datatype>/YYYY/MM/DD/<name>`. */
-const LOCAL_TAIL = new RegExp(
-  `(?:^|/)(?<experiment>${EXPERIMENT})/(?<datatype>${DATATYPE})/${DATE_DIRS}/${NAME}$`,
-);
+const LOCAL_TAIL = new RegExp(`(?:^|/)(?<experiment>${EXPERIMENT})/(?<datatype>${DATATYPE})/${DATE_DIRS}/${NAME}$`);
 const NAME_ONLY = new RegExp(`^${NAME}$`);
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
@@ -68,9 +66,7 @@ function fromGroups(
   url: string,
 ): Omit<ArchiveIdentity, 'experiment' | 'datatype' | 'date'> {
   const upload =
-    g.uy === undefined
-      ? null
-      : `${g.uy}-${g.um}-${g.ud}T${g.uH}:${g.uM}:${g.uS}${g.frac ? `.${g.frac}` : ''}Z`;
+    g.uy === undefined ? null : `${g.uy}-${g.um}-${g.ud}T${g.uH}:${g.uM}:${g.uS}${g.frac ? `.${g.frac}` : ''}Z`;
   return {
     url,
     bucket: g.bucket ?? null,

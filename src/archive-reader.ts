@@ -57,6 +57,10 @@ function archiveError(err: unknown): EtlError {
   if (err instanceof EtlError) return err;
   const e = err as NodeJS.ErrnoException;
   const message = e?.message ?? String(err);
+  if (e?.syscall !== undefined) {
+    // The source itself could not be read (ENOENT, EACCES, EISDIR...).
+    return new EtlError('input_not_found', message, { stage: 'input', cause: err });
+  }
   const truncated = /unexpected end/i.test(message) || e?.code === 'Z_BUF_ERROR';
   return new EtlError(truncated ? 'truncated_archive' : 'corrupt_archive', message, { stage: 'archive', cause: err });
 }
@@ -115,7 +119,10 @@ class EntryBody {
   private done = false;
   private inflatedBytes = 0;
 
-  constructor(entry: AsyncIterable<Buffer>, readonly name: string) {
+  constructor(
+    entry: AsyncIterable<Buffer>,
+    readonly name: string,
+  ) {
     this.it = entry[Symbol.asyncIterator]();
   }
 
@@ -238,7 +245,7 @@ export async function* readArchive(
       }
     }
     // tar-stream ends its iteration quietly when the stream was destroyed by an error.
-    if (failure !== null) throw failure;
+    if (failure !== null) throw archiveError(failure);
   } catch (err) {
     throw archiveError(err);
   }

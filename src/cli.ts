@@ -59,8 +59,15 @@ async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promis
     return 1;
   }
   const sink = await openSink(opts.sink, schemas);
-  const sources = files.map((f) => localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }));
-  const progress = new Progress(io, opts.progress && io.isTTY, sources.reduce((n, s) => n + (s.size ?? 0), 0), sources.length);
+  const sources = files.map((f) =>
+    localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }),
+  );
+  const progress = new Progress(
+    io,
+    opts.progress && io.isTTY,
+    sources.reduce((n, s) => n + (s.size ?? 0), 0),
+    sources.length,
+  );
   const results: ArchiveResult[] = [];
   const started = Date.now();
   try {
@@ -95,7 +102,10 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .description('parse archives (.tgz/.tar.gz/.tar files, or directories searched for them) into a sink')
     .argument('<path...>', 'archive files or directories')
     .option('--sink <spec>', 'duckdb:FILE or jsonl:DIR', DEFAULT_SINK)
-    .option('--datatype <name>', 'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/')
+    .option(
+      '--datatype <name>',
+      'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/',
+    )
     .option('--experiment <name>', 'experiment, likewise')
     .option('--date <YYYY-MM-DD>', 'partition date, likewise')
     .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_MAX_ENTRY_BYTES))

@@ -6,7 +6,6 @@
 export const ERROR_CODES = {
   // archive identity and inputs
   bad_archive_path: 'the archive path does not follow the M-Lab grammar and no override was given',
-  not_an_archive: 'the input is not a .tgz, .tar.gz or .tar archive',
   input_not_found: 'the input path does not exist or cannot be read',
   unknown_datatype: 'no parser is registered for the datatype',
   // archive reader

@@ -30,7 +30,9 @@ for (const parser of registry.all()) {
           else rmSync(errorsFile, { force: true });
         }
         expect(outcome.rows.map((r) => parseLossless(r))).toEqual(readLines(expectedFile).map((l) => parseLossless(l)));
-        expect(outcome.errors.map((r) => JSON.parse(r) as unknown)).toEqual(readLines(errorsFile).map((l) => JSON.parse(l) as unknown));
+        expect(outcome.errors.map((r) => JSON.parse(r) as unknown)).toEqual(
+          readLines(errorsFile).map((l) => JSON.parse(l) as unknown),
+        );
         // Every expected row is a valid row of the table once the pipeline adds provenance.
         const validate = schemas.validator(parser.name);
         for (const object of outcome.objects) {

@@ -44,7 +44,9 @@ export function goldenCases(datatype: string, root: string = TESTDATA_DIR): Gold
       const caseDir = path.join(dir, name);
       const inputs = readdirSync(caseDir).filter((f) => !SPECIAL.has(f) && !f.startsWith('.'));
       if (inputs.length !== 1) {
-        throw new Error(`${caseDir}: a golden case holds exactly one input file, found ${inputs.length}: ${inputs.join(', ')}`);
+        throw new Error(
+          `${caseDir}: a golden case holds exactly one input file, found ${inputs.length}: ${inputs.join(', ')}`,
+        );
       }
       const caseFile = path.join(caseDir, 'case.json');
       const meta = existsSync(caseFile)

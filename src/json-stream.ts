@@ -43,11 +43,10 @@ export async function* jsonValues(
     try {
       return { value: parseLossless(text), line: atLine };
     } catch (err) {
-      throw new EtlError(
-        'invalid_json',
-        `line ${atLine}: ${(err as Error).message}; text: ${text.slice(0, EXCERPT)}`,
-        { stage: 'parser', cause: err },
-      );
+      throw new EtlError('invalid_json', `line ${atLine}: ${(err as Error).message}; text: ${text.slice(0, EXCERPT)}`, {
+        stage: 'parser',
+        cause: err,
+      });
     }
   };
 
@@ -159,11 +158,9 @@ export async function* jsonValues(
     if (inside() && start >= 0) {
       pending += text.slice(start);
       if (pending.length > maxChars) {
-        throw new EtlError(
-          'record_too_large',
-          `line ${line}: a JSON value exceeds ${maxChars} characters`,
-          { stage: 'parser' },
-        );
+        throw new EtlError('record_too_large', `line ${line}: a JSON value exceeds ${maxChars} characters`, {
+          stage: 'parser',
+        });
       }
     }
   };

@@ -49,5 +49,8 @@ export function excerpt(text: string): string {
   const head = text.slice(0, EXCERPT_BYTES);
   const bytes = Buffer.from(head);
   if (bytes.length <= EXCERPT_BYTES) return head;
-  return bytes.subarray(0, EXCERPT_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return bytes
+    .subarray(0, EXCERPT_BYTES)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
 }

@@ -24,7 +24,10 @@ export async function findArchives(inputs: string[]): Promise<FoundInputs> {
     try {
       isDir = statSync(input).isDirectory();
     } catch (err) {
-      missing.push({ path: input, error: new EtlError('input_not_found', `${input}: ${(err as Error).message}`, { stage: 'input', cause: err }) });
+      missing.push({
+        path: input,
+        error: new EtlError('input_not_found', `${input}: ${(err as Error).message}`, { stage: 'input', cause: err }),
+      });
       continue;
     }
     if (!isDir) {
@@ -42,11 +45,11 @@ export async function findArchives(inputs: string[]): Promise<FoundInputs> {
 }
 
 export function localArchive(file: string, overrides: IdentityOverrides = {}): ArchiveSource {
-  let size: number | null = null;
+  let size: number | null;
   try {
     size = statSync(file).size;
   } catch {
-    size = null;
+    size = null; // unreadable: open() fails and the archive is recorded as failed
   }
   return {
     url: `file://${path.resolve(file)}`,

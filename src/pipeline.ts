@@ -130,7 +130,11 @@ export async function processArchive(
       }
       if (!parser.accepts(item.name)) {
         record.entries_skipped++;
-        await reject({ entry: item.name, code: 'not_parsable', message: `the ${parser.name} parser does not read entries named like this` });
+        await reject({
+          entry: item.name,
+          code: 'not_parsable',
+          message: `the ${parser.name} parser does not read entries named like this`,
+        });
         continue;
       }
       try {
@@ -247,7 +251,9 @@ async function parseEntry(
   try {
     for await (const parsed of rows) {
       if (parsed === null || typeof parsed !== 'object' || typeof parsed.id !== 'string') {
-        throw new EtlError('parser_error', `${parser.name} parser produced a row without a string id`, { stage: 'parser' });
+        throw new EtlError('parser_error', `${parser.name} parser produced a row without a string id`, {
+          stage: 'parser',
+        });
       }
       batch.push(assembleRow(parsed, identity.date, state.provenance));
       if (batch.length >= state.batchRows) await flush();

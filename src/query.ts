@@ -17,7 +17,8 @@ function exact(js: unknown, json: unknown): unknown {
   if (Array.isArray(js) && Array.isArray(json)) return js.map((v, i) => exact(v, json[i]));
   if (js !== null && typeof js === 'object' && !(js instanceof Date) && json !== null && typeof json === 'object') {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(json)) out[k] = exact((js as Record<string, unknown>)[k], (json as Record<string, unknown>)[k]);
+    for (const k of Object.keys(json))
+      out[k] = exact((js as Record<string, unknown>)[k], (json as Record<string, unknown>)[k]);
     return out;
   }
   return json;
@@ -25,7 +26,9 @@ function exact(js: unknown, json: unknown): unknown {
 
 export async function runQuery(dbFile: string, sql: string): Promise<QueryResult> {
   if (dbFile !== ':memory:' && !existsSync(dbFile)) {
-    throw new EtlError('input_not_found', `no database at ${dbFile}: run \`mlab-etl parse\` first, or give --db`, { stage: 'input' });
+    throw new EtlError('input_not_found', `no database at ${dbFile}: run \`mlab-etl parse\` first, or give --db`, {
+      stage: 'input',
+    });
   }
   const instance = await DuckDBInstance.create(dbFile, dbFile === ':memory:' ? {} : { access_mode: 'READ_ONLY' });
   const conn = await instance.connect();
@@ -45,7 +48,7 @@ const MAX_CELL = 60;
 /** A plain text table, cells cut to MAX_CELL characters. */
 export function formatTable(result: QueryResult): string {
   const cell = (v: unknown): string => {
-    const s = v === null || v === undefined ? 'NULL' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    const s = v === null || v === undefined ? 'NULL' : typeof v === 'string' ? v : JSON.stringify(v);
     return s.length > MAX_CELL ? `${s.slice(0, MAX_CELL - 1)}…` : s;
   };
   const body = result.rows.map((r) => result.columns.map((c) => cell(r[c])));
@@ -55,5 +58,10 @@ export function formatTable(result: QueryResult): string {
       .map((c, i) => c.padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
-  return [line(result.columns), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), `(${result.rows.length} rows)`].join('\n');
+  return [
+    line(result.columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...body.map(line),
+    `(${result.rows.length} rows)`,
+  ].join('\n');
 }

@@ -42,7 +42,8 @@ export class Registry {
       const parser = mod.default;
       const expected = file.replace(/\.(ts|js)$/, '');
       if (!isParser(parser)) throw new Error(`parsers/${file}: the default export is not a parser (use defineParser)`);
-      if (parser.name !== expected) throw new Error(`parsers/${file}: the parser is named ${parser.name}, not ${expected}`);
+      if (parser.name !== expected)
+        throw new Error(`parsers/${file}: the parser is named ${parser.name}, not ${expected}`);
       parsers.push(parser);
     }
     return Registry.fromParsers(parsers);

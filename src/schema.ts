@@ -10,7 +10,15 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv2020, _, str, type AnySchemaObject, type ErrorObject, type KeywordCxt, type ValidateFunction } from 'ajv/dist/2020.js';
+import {
+  Ajv2020,
+  _,
+  str,
+  type AnySchemaObject,
+  type ErrorObject,
+  type KeywordCxt,
+  type ValidateFunction,
+} from 'ajv/dist/2020.js';
 import * as ajvFormats from 'ajv-formats';
 import { SCHEMAS_DIR } from './package-info.js';
 
@@ -102,7 +110,8 @@ function newAjv(): Ajv2020 {
         cxt.fail(_`!(${isNull}(typeof ${data} == "number" ? Number.isFinite(${data}) : typeof ${data} == "bigint"))`);
         return;
       }
-      const [lo, hi] = kind === 'uint64' ? ['0', '18446744073709551615'] : ['-9223372036854775808', '9223372036854775807'];
+      const [lo, hi] =
+        kind === 'uint64' ? ['0', '18446744073709551615'] : ['-9223372036854775808', '9223372036854775807'];
       const minSafe = kind === 'uint64' ? 0 : Number.MIN_SAFE_INTEGER;
       // A number that is not a safe integer was rounded somewhere: reject it rather than store a wrong value.
       cxt.fail(
@@ -121,7 +130,9 @@ export class SchemaSet {
     for (const [name, schema] of schemas) {
       const id = schema.$id;
       if (id !== `${SCHEMA_ID_PREFIX}${name}`) {
-        throw new SchemaError(`schemas/${name}.json: $id must be "${SCHEMA_ID_PREFIX}${name}", found ${JSON.stringify(id)}`);
+        throw new SchemaError(
+          `schemas/${name}.json: $id must be "${SCHEMA_ID_PREFIX}${name}", found ${JSON.stringify(id)}`,
+        );
       }
       this.ajv.addSchema(forAjv(schema) as AnySchemaObject);
     }
@@ -130,7 +141,9 @@ export class SchemaSet {
   /** Reads every `*.json` of the directory. Names starting with `_` are shared definitions and ledger tables. */
   static load(dir: string = SCHEMAS_DIR): SchemaSet {
     const schemas = new Map<string, Json>();
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+    for (const file of readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()) {
       const name = file.slice(0, -'.json'.length);
       try {
         schemas.set(name, JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Json);
@@ -180,7 +193,9 @@ export class SchemaSet {
 
   private resolve(ref: string, from: string): Json {
     const [base, pointer = ''] = ref.split('#');
-    const doc = base ? this.get(base.startsWith(SCHEMA_ID_PREFIX) ? base.slice(SCHEMA_ID_PREFIX.length) : base) : this.get(from);
+    const doc = base
+      ? this.get(base.startsWith(SCHEMA_ID_PREFIX) ? base.slice(SCHEMA_ID_PREFIX.length) : base)
+      : this.get(from);
     let node: unknown = doc;
     for (const part of pointer.split('/').filter(Boolean)) {
       node = isObject(node) ? node[decodeURIComponent(part.replace(/~1/g, '/').replace(/~0/g, '~'))] : undefined;
@@ -205,7 +220,8 @@ function toField(name: string, raw: Json, where: string, resolve: (ref: string) 
   const node: Json = typeof raw.$ref === 'string' ? { ...resolve(raw.$ref), ...raw, $ref: undefined } : raw;
   const description = typeof node.description === 'string' ? node.description : '';
   const { types } = typesOf(node);
-  if (types.length !== 1) throw new SchemaError(`${where}: needs exactly one type besides "null", found ${JSON.stringify(node.type)}`);
+  if (types.length !== 1)
+    throw new SchemaError(`${where}: needs exactly one type besides "null", found ${JSON.stringify(node.type)}`);
   const type = types[0] as string;
   if (type === 'array') {
     if (!isObject(node.items)) throw new SchemaError(`${where}: an array needs "items"`);

@@ -63,7 +63,16 @@ export function formatSummary(results: ArchiveResult[], sink: string, seconds: n
   const tables = new Map<string, TableTotals>();
   for (const { record, seconds: s } of results) {
     const key = record.table ?? '(not identified)';
-    const t = tables.get(key) ?? { archives: 0, parsed: 0, skipped: 0, failed: 0, written: 0, rejected: 0, bytes: 0, seconds: 0 };
+    const t = tables.get(key) ?? {
+      archives: 0,
+      parsed: 0,
+      skipped: 0,
+      failed: 0,
+      written: 0,
+      rejected: 0,
+      bytes: 0,
+      seconds: 0,
+    };
     t.archives++;
     t.parsed += record.entries_parsed;
     t.skipped += record.entries_skipped;
@@ -87,7 +96,8 @@ export function formatSummary(results: ArchiveResult[], sink: string, seconds: n
     t.seconds > 0 ? (t.bytes / MB / t.seconds).toFixed(1) : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const fmt = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   const archives = results.length;
   const failedArchives = results.filter((r) => r.record.status === 'failed').length;
   const lines = [

@@ -64,7 +64,10 @@ export class DuckDbSink implements Sink {
     try {
       instance = await DuckDBInstance.create(file, config);
     } catch (err) {
-      throw new EtlError('sink_error', `cannot open DuckDB file ${file}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+      throw new EtlError('sink_error', `cannot open DuckDB file ${file}: ${(err as Error).message}`, {
+        stage: 'sink',
+        cause: err,
+      });
     }
     const conn = await instance.connect();
     const sink = new DuckDbSink(file, instance, conn, schemas);
@@ -82,7 +85,9 @@ export class DuckDbSink implements Sink {
 
   private async createTable(dataset: string, table: string, schema: string): Promise<void> {
     await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(dataset)}`);
-    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${quoteIdent(dataset)}.${quoteIdent(table)} (${this.columnsSql(schema)})`);
+    await this.conn.run(
+      `CREATE TABLE IF NOT EXISTS ${quoteIdent(dataset)}.${quoteIdent(table)} (${this.columnsSql(schema)})`,
+    );
   }
 
   async prepareTable(ref: TableRef): Promise<void> {
@@ -95,7 +100,10 @@ export class DuckDbSink implements Sink {
         `CREATE OR REPLACE VIEW ${quoteIdent(ref.viewDataset)}.${quoteIdent(ref.table)} AS ${dedupViewSql(`${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`)}`,
       );
     } catch (err) {
-      throw new EtlError('sink_error', `${this.description}: cannot create ${key}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+      throw new EtlError('sink_error', `${this.description}: cannot create ${key}: ${(err as Error).message}`, {
+        stage: 'sink',
+        cause: err,
+      });
     }
     this.prepared.add(key);
   }
@@ -119,7 +127,9 @@ export class DuckDbSink implements Sink {
   private async load(batch: Pending[]): Promise<void> {
     for (const p of batch) {
       this.pending.delete(p.target);
-      await new Promise<void>((resolve, reject) => p.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        p.stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+      );
       const columns = this.schemas
         .fields(p.schema)
         .map((f) => `${sqlString(f.name)}: ${sqlString(duckdbType(f))}`)
@@ -161,7 +171,11 @@ export class DuckDbSink implements Sink {
         throw err;
       }
     } catch (err) {
-      throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, { stage: 'sink', cause: err, retryable: true });
+      throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, {
+        stage: 'sink',
+        cause: err,
+        retryable: true,
+      });
     }
   }
 

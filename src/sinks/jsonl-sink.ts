@@ -37,7 +37,15 @@ export class JsonlSink implements Sink {
     const s = this.stream(relative);
     await new Promise<void>((resolve, reject) => {
       s.write(text, (err) =>
-        err ? reject(new EtlError('sink_error', `${this.description}/${relative}: ${err.message}`, { stage: 'sink', cause: err, retryable: true })) : resolve(),
+        err
+          ? reject(
+              new EtlError('sink_error', `${this.description}/${relative}: ${err.message}`, {
+                stage: 'sink',
+                cause: err,
+                retryable: true,
+              }),
+            )
+          : resolve(),
       );
     });
   }
@@ -61,7 +69,9 @@ export class JsonlSink implements Sink {
 
   async close(): Promise<void> {
     await Promise.all(
-      [...this.files.values()].map((s) => new Promise<void>((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve())))),
+      [...this.files.values()].map(
+        (s) => new Promise<void>((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve()))),
+      ),
     );
     this.files.clear();
   }
