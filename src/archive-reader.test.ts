@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readArchive, type ArchiveItem } from './archive-reader.js';
 import { EtlError } from './errors.js';
-import { buildArchive, chunksOf } from './testing.js';
+import { buildArchive, chunksOf } from './testing/archives.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const NDT7 = path.join(root, 'testdata/mlab/ndt7/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz');

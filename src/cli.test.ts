@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { run, type Io } from './cli.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { runQuery } from './query.js';
-import { buildArchive } from './testing.js';
+import { buildArchive } from './testing/archives.js';
 
 const ARCHIVES = path.join(PACKAGE_ROOT, 'testdata/archives');
 const NDT7 = path.join(PACKAGE_ROOT, 'testdata/mlab/ndt7/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz');

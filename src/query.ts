@@ -62,6 +62,6 @@ export function formatTable(result: QueryResult): string {
     line(result.columns),
     line(widths.map((w) => '-'.repeat(w))),
     ...body.map(line),
-    `(${result.rows.length} rows)`,
+    `(${result.rows.length} ${result.rows.length === 1 ? 'row' : 'rows'})`,
   ].join('\n');
 }
