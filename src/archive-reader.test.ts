@@ -8,7 +8,10 @@ import { EtlError } from './errors.js';
 import { buildArchive, chunksOf } from './testing/archives.js';
 
 const root = path.resolve(import.meta.dirname, '..');
-const NDT7 = path.join(root, 'testdata/mlab/ndt7/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz');
+const NDT7 = path.join(
+  root,
+  'testdata/archives/mlab-sandbox/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz',
+);
 const PLAIN_TAR_NAMED_TGZ = path.join(root, 'testdata/mlab/legacy/sidestream-files.tar.gz');
 
 interface Seen {

@@ -9,7 +9,10 @@ import { runQuery } from './query.js';
 import { buildArchive } from './testing/archives.js';
 
 const ARCHIVES = path.join(PACKAGE_ROOT, 'testdata/archives');
-const NDT7 = path.join(PACKAGE_ROOT, 'testdata/mlab/ndt7/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz');
+const NDT7 = path.join(
+  PACKAGE_ROOT,
+  'testdata/archives/mlab-sandbox/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz',
+);
 const V2_LINES = readFileSync(
   path.join(PACKAGE_ROOT, 'testdata/switch/v2-dfw07-local-octets-zeroed/20211214T023700-switch.jsonl'),
   'utf8',
@@ -46,6 +49,8 @@ describe('mlab-etl parse into DuckDB', () => {
     const first = await cli('parse', ARCHIVES, '--sink', `duckdb:${db}`);
     expect(first.code).toBe(0);
     expect(first.out).toMatch(/raw_utilization\.switch\s+2\s+2\s+0\s+0\s+390\s+0/);
+    expect(first.out).toMatch(/raw_ndt\.ndt7\s+1\s+114\s+0\s+0\s+114\s+0/);
+    expect(first.out).toMatch(/raw_ndt\.annotation2\s+1\s+57\s+0\s+0\s+57\s+0/);
     expect(await count(db, 'SELECT count(*) FROM utilization.switch')).toBe(390);
 
     const again = await cli('parse', ARCHIVES, '--sink', `duckdb:${db}`);
@@ -53,7 +58,8 @@ describe('mlab-etl parse into DuckDB', () => {
     expect(await count(db, 'SELECT count(*) FROM raw_utilization.switch')).toBe(780);
     expect(await count(db, 'SELECT count(*) FROM utilization.switch')).toBe(390);
     expect(await count(db, 'SELECT count(DISTINCT parser.Time) FROM utilization.switch')).toBe(2);
-    expect(await count(db, "SELECT count(*) FROM _archives WHERE status = 'ok' AND rows_written > 0")).toBe(4);
+    expect(await count(db, 'SELECT count(*) FROM ndt.ndt7')).toBe(114);
+    expect(await count(db, "SELECT count(*) FROM _archives WHERE status = 'ok' AND rows_written > 0")).toBe(8);
     // The newest parse wins.
     expect(
       await count(
@@ -139,14 +145,15 @@ describe('mlab-etl parse into DuckDB', () => {
   it('records an archive with no parser for its datatype, and exits non-zero without crashing', async () => {
     const dir = tmp();
     const db = path.join(dir, 'x.duckdb');
-    const target = path.join(dir, 'ndt/ndt7/2020/03/18', path.basename(NDT7));
+    // A real archive under a datatype directory that has no parser.
+    const target = path.join(dir, 'ndt/scamper1/2020/03/18/20200318T003853.425987Z-scamper1-mlab3-syd03-ndt.tgz');
     mkdirSync(path.dirname(target), { recursive: true });
     copyFileSync(NDT7, target);
     const r = await cli('parse', dir, '--sink', `duckdb:${db}`);
     expect(r.code).toBe(1);
-    expect(r.out).toContain('unknown_datatype: no parser for datatype ndt7');
+    expect(r.out).toContain('unknown_datatype: no parser for datatype scamper1');
     const ledger = await runQuery(db, 'SELECT datatype, status, error_code FROM _archives');
-    expect(ledger.rows).toEqual([{ datatype: 'ndt7', status: 'failed', error_code: 'unknown_datatype' }]);
+    expect(ledger.rows).toEqual([{ datatype: 'scamper1', status: 'failed', error_code: 'unknown_datatype' }]);
   });
 
   it('needs --datatype, --experiment and --date for a path outside the layout, and works with them', async () => {

@@ -38,6 +38,20 @@ export interface Field {
 }
 
 type Json = Record<string, unknown>;
+
+/** What a schema says about its table under `x-mlab`. */
+export interface SchemaMeta {
+  /** `connection-uuid`: ids are socket UUIDs; the analysts' view joins annotation2 on them. */
+  idKind?: string;
+  /** Schema-only datatypes: the input format the generic parser reads (`jsonl`). */
+  format?: string;
+  /** Schema-only datatypes: JSON pointer to the id in each record, e.g. `/UUID`. */
+  id?: string;
+  /** Schema-only datatypes: regular expression the entry names must match. */
+  accepts?: string;
+  /** One-line description for `mlab-etl parsers` (schema-only datatypes). */
+  parserDescription?: string;
+}
 const SCHEMA_ID_PREFIX = 'urn:mlab-etl:schema:';
 
 export class SchemaError extends Error {
@@ -167,6 +181,12 @@ export class SchemaSet {
     const s = this.schemas.get(name);
     if (!s) throw new SchemaError(`no schema named ${name} (schemas/${name}.json)`);
     return s;
+  }
+
+  /** The table metadata a schema declares under `x-mlab` (idKind, and for schema-only datatypes format and id). */
+  meta(name: string): SchemaMeta {
+    const m = this.get(name)['x-mlab'];
+    return isObject(m) ? (m as SchemaMeta) : {};
   }
 
   /** The compiled validator of a schema (compiled once). Throws SchemaError when the schema does not compile. */

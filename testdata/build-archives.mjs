@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 // Builds the archives that `npm start` parses, in M-Lab's GCS layout
-// (testdata/archives/<bucket>/<experiment>/<datatype>/YYYY/MM/DD/<name>.tgz), from the real DISCO
-// files of the switch golden cases. Deterministic: the same bytes on every run.
+// (testdata/archives/<bucket>/<experiment>/<datatype>/YYYY/MM/DD/<name>.tgz). Deterministic: the
+// same bytes on every run.
+// - switch: the real DISCO files of the switch golden cases, in pusher-like archives;
+// - ndt7: M-Lab's real archive, kept as it is in archives/ (not built here);
+// - annotation2: SYNTHETIC annotations for every other test of that ndt7 archive (real UUIDs,
+//   server site from the archive name, made-up client location and network), so the joined view
+//   shows tests with and without an annotation. They are not M-Lab data.
 // Usage: npm run testdata
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -56,3 +61,42 @@ for (const a of archives) {
   writeFileSync(out, bytes);
   console.log(`${a.out} (${bytes.length} bytes)`);
 }
+
+const NDT7 = path.join(here, 'archives/mlab-sandbox/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz');
+
+// annotation2: synthetic annotations for every other ndt7 test, sorted by UUID.
+const uuids = [];
+const extract = tar.extract();
+createReadStream(NDT7).pipe(createGunzip()).pipe(extract);
+for await (const entry of extract) {
+  const chunks = [];
+  for await (const c of entry) chunks.push(c);
+  const doc = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString());
+  uuids.push((doc.Download ?? doc.Upload).UUID);
+}
+uuids.sort();
+const annotated = uuids.filter((_u, i) => i % 2 === 0);
+const annotation = (uuid) =>
+  JSON.stringify({
+    UUID: uuid,
+    Timestamp: '2020-03-18T00:00:00Z',
+    Server: {
+      Site: 'syd03',
+      Machine: 'mlab3',
+      Geo: { ContinentCode: 'OC', CountryCode: 'AU', City: 'Sydney', Latitude: -33.86, Longitude: 151.21 },
+      Network: { ASNumber: 64500, ASName: 'SYNTHETIC-SERVER-NETWORK', Systems: [{ ASNs: [64500] }] },
+    },
+    Client: {
+      Geo: { ContinentCode: 'OC', CountryCode: 'AU', Region: 'x', Latitude: -33.9, Longitude: 151.2, AccuracyRadiusKm: 100 },
+      Network: { CIDR: '192.0.2.0/24', ASNumber: 64501, ASName: 'SYNTHETIC-CLIENT-NETWORK', Systems: [{ ASNs: [64501] }] },
+    },
+  });
+const annBytes = await pusherArchive(
+  '2020/03/18',
+  annotated.map((u) => [`${u}.json`, Buffer.from(annotation(u))]),
+  { 'MLAB.datatype': 'annotation2', 'MLAB.experiment.name': 'ndt', 'MLAB.server.name': 'mlab3.syd03.measurement-lab.org' },
+);
+const annOut = 'archives/mlab-sandbox/ndt/annotation2/2020/03/18/20200318T010000.000000Z-annotation2-mlab3-syd03-ndt.tgz';
+mkdirSync(path.dirname(path.join(here, annOut)), { recursive: true });
+writeFileSync(path.join(here, annOut), annBytes);
+console.log(`${annOut} (${annBytes.length} bytes, ${annotated.length} of ${uuids.length} tests annotated)`);

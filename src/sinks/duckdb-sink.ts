@@ -16,7 +16,8 @@ import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import { stringifyBigQuery } from '../lossless-json.js';
 import type { Row } from '../rows.js';
 import { duckdbType, quoteIdent, type SchemaSet } from '../schema.js';
-import { dedupViewSql, type Sink, type TableRef } from './sink.js';
+import { planView } from '../views.js';
+import type { Sink, TableRef } from './sink.js';
 
 export const DEFAULT_DUCKDB_FILE = 'mlab-etl.duckdb';
 /** Rows buffered on disk before a load, so a huge archive does not wait for its end. */
@@ -95,10 +96,11 @@ export class DuckDbSink implements Sink {
     if (this.prepared.has(key)) return;
     try {
       await this.createTable(ref.dataset, ref.table, ref.table);
+      const plan = planView(ref, this.schemas);
+      for (const need of plan.needs) await this.prepareTable(need);
       await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ref.viewDataset)}`);
-      await this.conn.run(
-        `CREATE OR REPLACE VIEW ${quoteIdent(ref.viewDataset)}.${quoteIdent(ref.table)} AS ${dedupViewSql(`${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`)}`,
-      );
+      const sql = plan.sql('duckdb', (d, t) => `${quoteIdent(d)}.${quoteIdent(t)}`);
+      await this.conn.run(`CREATE OR REPLACE VIEW ${quoteIdent(ref.viewDataset)}.${quoteIdent(ref.table)} AS ${sql}`);
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: cannot create ${key}: ${(err as Error).message}`, {
         stage: 'sink',

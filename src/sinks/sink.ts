@@ -37,8 +37,3 @@ export interface Sink {
   commitArchive(record: ArchiveRecord): Promise<void>;
   close(): Promise<void>;
 }
-
-/** The SQL of the analysts' view: one row per (id, date), the newest parser.Time winning. */
-export function dedupViewSql(source: string): string {
-  return `SELECT * FROM ${source} QUALIFY row_number() OVER (PARTITION BY id, date ORDER BY parser.Time DESC, parser.ArchiveURL DESC, parser.Filename DESC) = 1`;
-}

@@ -1,0 +1,34 @@
+/**
+ * annotation2: the uuid-annotator's record of each TCP connection on an M-Lab server, one JSON file
+ * per connection named `<UUID>.json`. The row keeps the server and client annotations under the
+ * connection UUID, so any experiment's rows join with it on `id`. As M-Lab does, `Geo.Region` is
+ * blanked and `Timestamp` dropped.
+ */
+import { EtlError } from '../src/errors.js';
+import { defineParser } from '../src/parser-api.js';
+import { isRecord, readOneJson } from '../src/parser-helpers.js';
+
+function blankRegion(side: unknown): unknown {
+  if (!isRecord(side)) return side;
+  const geo = side.Geo;
+  if (isRecord(geo) && 'Region' in geo) return { ...side, Geo: { ...geo, Region: '' } };
+  return side;
+}
+
+export default defineParser({
+  name: 'annotation2',
+  description: 'uuid-annotator connection annotations: server and client location and network per UUID',
+  accepts: (name) => name.endsWith('.json'),
+
+  async *parse(input) {
+    const doc = await readOneJson(input.body);
+    if (!isRecord(doc) || typeof doc.UUID !== 'string' || doc.UUID === '') {
+      throw new EtlError('invalid_record', 'an annotation needs a non-empty string UUID', { stage: 'parser' });
+    }
+    yield {
+      id: doc.UUID,
+      ...(doc.Server === undefined || doc.Server === null ? {} : { server: blankRegion(doc.Server) }),
+      ...(doc.Client === undefined || doc.Client === null ? {} : { client: blankRegion(doc.Client) }),
+    };
+  },
+});
