@@ -18,7 +18,7 @@ function cleanDirection(d: Record<string, unknown>): Record<string, unknown> {
     if (v === null) continue;
     if (TIMES.includes(k) && typeof v === 'string') out[k] = microsecondTime(v);
     else if ((k === 'ServerMeasurements' || k === 'ClientMeasurements') && Array.isArray(v)) {
-      out[k] = v.map((m) => {
+      out[k] = (v as unknown[]).map((m) => {
         if (!isRecord(m)) return m;
         const { ConnectionInfo: _dropped, ...rest } = m;
         return rest;
