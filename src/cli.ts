@@ -51,7 +51,7 @@ interface ParseOptions {
 async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
   const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
   const schemas = SchemaSet.load();
-  const registry = await Registry.load();
+  const registry = await Registry.load(schemas);
   const { files, missing } = await findArchives(paths);
   for (const m of missing) io.stderr(`mlab-etl: ${m.error.message}\n`);
   if (files.length === 0) {
@@ -130,7 +130,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .command('parsers')
     .description('list the registered datatypes')
     .action(async () => {
-      const registry = await Registry.load();
+      const registry = await Registry.load(SchemaSet.load());
       const width = Math.max(0, ...registry.datatypes().map((d) => d.length));
       for (const p of registry.all()) io.stdout(`${p.name.padEnd(width)}  ${p.description}\n`);
     });

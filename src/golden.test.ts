@@ -6,8 +6,8 @@ import { parseLossless } from './lossless-json.js';
 import { Registry } from './registry.js';
 import { describeErrors, SchemaSet } from './schema.js';
 
-const registry = await Registry.load();
 const schemas = SchemaSet.load();
+const registry = await Registry.load(schemas);
 const update = process.env.UPDATE_GOLDEN === '1';
 
 const PROVENANCE = {

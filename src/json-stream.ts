@@ -188,3 +188,60 @@ function countNewlines(s: string): number {
   for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', i + 1)) n++;
   return n;
 }
+
+export type JsonLine = { line: number; value: unknown } | { line: number; error: EtlError; text: string };
+
+/**
+ * Reads JSONL one line at a time, where a bad line is an error for that line only: yields each
+ * non-blank line parsed, or its error, and goes on. Only the current line is held in memory.
+ */
+export async function* jsonLines(
+  body: AsyncIterable<Buffer | string>,
+  options: JsonValuesOptions = {},
+): AsyncGenerator<JsonLine> {
+  const maxChars = options.maxValueChars ?? DEFAULT_MAX_VALUE_CHARS;
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let line = 0;
+  let first = true;
+  const one = (text: string): JsonLine | null => {
+    line++;
+    let t = text.endsWith('\r') ? text.slice(0, -1) : text;
+    if (first) {
+      first = false;
+      if (t.charCodeAt(0) === 0xfeff) t = t.slice(1);
+    }
+    if (t.trim() === '') return null;
+    try {
+      return { line, value: parseLossless(t) };
+    } catch (err) {
+      return {
+        line,
+        text: t.slice(0, EXCERPT),
+        error: new EtlError('invalid_json', `line ${line}: ${(err as Error).message}`, { stage: 'parser', cause: err }),
+      };
+    }
+  };
+  const split = function* (chunk: string): Generator<JsonLine> {
+    let start = 0;
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
+      const text = pending + chunk.slice(start, nl);
+      pending = '';
+      start = nl + 1;
+      const r = one(text);
+      if (r) yield r;
+    }
+    pending += chunk.slice(start);
+    if (pending.length > maxChars) {
+      throw new EtlError('record_too_large', `line ${line + 1}: longer than ${maxChars} characters`, {
+        stage: 'parser',
+      });
+    }
+  };
+  for await (const chunk of body) yield* split(typeof chunk === 'string' ? chunk : decoder.write(chunk));
+  yield* split(decoder.end());
+  if (pending !== '') {
+    const r = one(pending);
+    if (r) yield r;
+  }
+}

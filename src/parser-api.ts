@@ -37,7 +37,11 @@ export interface ParserContext {
    * Records an input record the parser skips by design (e.g. a DISCO sample without machine or
    * site), so nothing disappears without a trace. The entry still counts as parsed.
    */
-  skip(code: Extract<ErrorCode, 'record_skipped' | 'invalid_record'>, message: string, excerpt?: string): void;
+  skip(
+    code: Extract<ErrorCode, 'record_skipped' | 'invalid_record' | 'invalid_json'>,
+    message: string,
+    excerpt?: string,
+  ): void;
 }
 
 export interface Parser {

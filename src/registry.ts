@@ -8,6 +8,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { EtlError } from './errors.js';
 import type { Parser } from './parser-api.js';
+import type { SchemaSet } from './schema.js';
+import { schemaOnlyParser } from './schema-only-parser.js';
 
 /** parsers/ next to this module's directory: the source tree under vitest/tsx, dist/ when built. */
 export const PARSERS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'parsers');
@@ -25,14 +27,22 @@ function isParser(v: unknown): v is Parser {
 }
 
 export class Registry {
-  private constructor(private readonly parsers: Map<string, Parser>) {}
+  private constructor(
+    private readonly parsers: Map<string, Parser>,
+    /** Datatypes served by the generic parser of a schema-only datatype. */
+    readonly schemaOnly: ReadonlySet<string> = new Set(),
+  ) {}
 
   static fromParsers(parsers: Parser[]): Registry {
     return new Registry(new Map(parsers.map((p) => [p.name, p])));
   }
 
-  /** Imports every parser module of the directory. A module that is not a parser named after its file is an error. */
-  static async load(dir: string = PARSERS_DIR): Promise<Registry> {
+  /**
+   * Imports every parser module of the directory; a module that is not a parser named after its
+   * file is an error. With schemas, every schema declaring `x-mlab.format` and having no module is
+   * served by the generic schema-only parser.
+   */
+  static async load(schemas?: SchemaSet, dir: string = PARSERS_DIR): Promise<Registry> {
     const files = existsSync(dir)
       ? readdirSync(dir).filter((f) => /\.(ts|js)$/.test(f) && !/\.(test|d)\.(ts|js)$/.test(f))
       : [];
@@ -46,7 +56,18 @@ export class Registry {
         throw new Error(`parsers/${file}: the parser is named ${parser.name}, not ${expected}`);
       parsers.push(parser);
     }
-    return Registry.fromParsers(parsers);
+    const map = new Map(parsers.map((p) => [p.name, p]));
+    const schemaOnly = new Set<string>();
+    for (const datatype of schemas?.datatypes() ?? []) {
+      const meta = schemas?.meta(datatype) ?? {};
+      if (meta.format === undefined) continue;
+      if (map.has(datatype)) {
+        throw new Error(`${datatype} has both parsers/${datatype}.ts and x-mlab.format in its schema: keep one`);
+      }
+      map.set(datatype, schemaOnlyParser(datatype, meta));
+      schemaOnly.add(datatype);
+    }
+    return new Registry(map, schemaOnly);
   }
 
   datatypes(): string[] {

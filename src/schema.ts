@@ -186,7 +186,7 @@ export class SchemaSet {
   /** The table metadata a schema declares under `x-mlab` (idKind, and for schema-only datatypes format and id). */
   meta(name: string): SchemaMeta {
     const m = this.get(name)['x-mlab'];
-    return isObject(m) ? (m) : {};
+    return isObject(m) ? m : {};
   }
 
   /** The compiled validator of a schema (compiled once). Throws SchemaError when the schema does not compile. */
