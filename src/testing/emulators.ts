@@ -150,8 +150,8 @@ async function launchPubSub(
   if (started !== null) {
     await terminate(child, stopGraceMs);
     process.removeListener('exit', killOnExit);
-    if (/BindException|Address already in use/i.test(tail)) throw new PortInUseError(`port ${port} in use`);
-    throw new Error(`Pub/Sub emulator ${binary} on ${host} ${started}; output tail:\n${tail}`);
+    const message = `Pub/Sub emulator ${binary} on ${host} ${started}; output tail:\n${tail}`;
+    throw /BindException|Address already in use/i.test(tail) ? new PortInUseError(message) : new Error(message);
   }
   const pid = child.pid;
   if (pid === undefined) throw new Error(`Pub/Sub emulator ${binary} has no pid`);
@@ -291,6 +291,8 @@ export async function startGcsEmulator(options: { projectId?: string } = {}): Pr
     }
   }
 
+  // Should another process take the port first, firebase-tools' listen error is unhandled and
+  // ends this process: the window is the few milliseconds since freePort().
   const port = await freePort();
   const emu = new IsolatedStorageEmulator({ host: '127.0.0.1', port, projectId, rules: [], auto_download: false });
   // The rules runtime is a Java jar firebase-tools would download; the JSON API routes use an
