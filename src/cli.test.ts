@@ -220,6 +220,29 @@ describe('exact integers end to end', () => {
   });
 });
 
+describe('trying a parser on one file', () => {
+  it('prints rows on stdout and each problem with its JSON path on stderr', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'mine-switch.jsonl');
+    const tooBig =
+      '{"experiment":"s1-dfw07.measurement-lab.org","hostname":"mlab2-dfw07","metric":"switch.unicast.uplink.rx",' +
+      '"sample":[{"timestamp":1639449420,"value":1,"counter":18446744073709551615}]}\n';
+    writeFileSync(file, V2_LINES + tooBig);
+    const r = await cli('parse', file, '--datatype', 'switch', '--date', '2021-12-14', '--sink', 'stdout');
+    expect(r.code).toBe(1);
+    const rows = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; parser: { Filename: string } });
+    expect(rows).toHaveLength(29);
+    expect(rows[0]?.parser.Filename).toBe('mine-switch.jsonl');
+    expect(r.err).toContain(
+      'reject mine-switch.jsonl row 0: schema_violation: /a/SwitchUnicastUplinkRxCounter: must be a signed 64-bit integer (keyword x-integer)',
+    );
+    expect(r.err).toMatch(/Parsed 1 archive into stdout/);
+  });
+});
+
 describe('other commands', () => {
   it('lists the registered datatypes, one line each', async () => {
     const r = await cli('parsers');
@@ -234,6 +257,8 @@ describe('other commands', () => {
     expect(fields[1]).toMatchObject({ name: 'date', type: 'DATE', mode: 'REQUIRED' });
     const js = await cli('schema', 'switch');
     expect((JSON.parse(js.out) as { $id: string }).$id).toBe('urn:mlab-etl:schema:switch');
+    const md = await cli('schema', 'ndt7', '--format', 'markdown');
+    expect(md.out).toContain('| `a.MeanThroughputMbps` | FLOAT64 | REQUIRED |');
     const unknown = await cli('schema', 'nope');
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('no schema for datatype nope');
@@ -245,6 +270,6 @@ describe('other commands', () => {
     expect(q.err).toMatch(/no database at .*run `mlab-etl parse` first/);
     const s = await cli('parse', ARCHIVES, '--sink', 'postgres:x');
     expect(s.code).toBe(2);
-    expect(s.err).toContain('expected duckdb:FILE or jsonl:DIR');
+    expect(s.err).toContain('expected duckdb:FILE, jsonl:DIR or stdout');
   });
 });

@@ -16,6 +16,8 @@ import { Registry } from './registry.js';
 import { bigQuerySchema, SchemaSet } from './schema.js';
 import { DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
 import { DEFAULT_DUCKDB_FILE } from './sinks/duckdb-sink.js';
+import { scaffoldParser, ScaffoldError } from './scaffold.js';
+import { schemaMarkdown } from './schema-docs.js';
 import { formatSummary, Progress } from './summary.js';
 
 export interface Io {
@@ -50,6 +52,14 @@ interface ParseOptions {
 
 async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
   const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
+  const toStdout = opts.sink === 'stdout';
+  // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
+  // --datatype is needed (nothing is stored, so the experiment and date only name the rows).
+  const report = toStdout ? io.stderr : io.stdout;
+  if (toStdout && opts.datatype !== undefined) {
+    opts.experiment ??= 'local';
+    opts.date ??= new Date().toISOString().slice(0, 10);
+  }
   const schemas = SchemaSet.load();
   const registry = await Registry.load(schemas);
   const { files, missing } = await findArchives(paths);
@@ -58,7 +68,7 @@ async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promis
     io.stderr(`mlab-etl: no archives (.tgz, .tar.gz, .tar) found in ${paths.join(' ')}\n`);
     return 1;
   }
-  const sink = await openSink(opts.sink, schemas);
+  const sink = await openSink(opts.sink, schemas, io);
   const sources = files.map((f) =>
     localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }),
   );
@@ -84,7 +94,7 @@ async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promis
     progress.clear();
     await sink.close();
   }
-  io.stdout(formatSummary(results, sink.description, (Date.now() - started) / 1000));
+  report(formatSummary(results, sink.description, (Date.now() - started) / 1000));
   const failed = missing.length > 0 || results.some((r) => r.record.status !== 'ok');
   return failed ? 1 : 0;
 }
@@ -100,8 +110,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
   program
     .command('parse')
     .description('parse archives (.tgz/.tar.gz/.tar files, or directories searched for them) into a sink')
-    .argument('<path...>', 'archive files or directories')
-    .option('--sink <spec>', 'duckdb:FILE or jsonl:DIR', DEFAULT_SINK)
+    .argument('<path...>', 'archive files or directories; any other file is read as an archive of that one entry')
+    .option('--sink <spec>', 'duckdb:FILE, jsonl:DIR, or stdout (rows as JSONL, problems on stderr)', DEFAULT_SINK)
     .option(
       '--datatype <name>',
       'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/',
@@ -139,14 +149,43 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .command('schema')
     .description("print a datatype's row schema")
     .argument('<datatype>')
-    .addOption(new Option('--bigquery', 'as a BigQuery schema (bq mk --schema format) instead of JSON Schema'))
-    .action((datatype: string, opts: { bigquery?: boolean }) => {
+    .addOption(
+      new Option('--format <format>', 'json-schema, bigquery (bq mk --schema format) or markdown')
+        .choices(['json-schema', 'bigquery', 'markdown'])
+        .default('json-schema'),
+    )
+    .option('--bigquery', 'same as --format bigquery')
+    .action((datatype: string, opts: { format: string; bigquery?: boolean }) => {
       const schemas = SchemaSet.load();
       if (!schemas.has(datatype) || datatype.startsWith('_')) {
         throw new UsageError(`no schema for datatype ${datatype} (known: ${schemas.datatypes().join(', ')})`);
       }
-      const out = opts.bigquery ? bigQuerySchema(schemas.fields(datatype)) : schemas.get(datatype);
-      io.stdout(`${JSON.stringify(out, null, 2)}\n`);
+      const format = opts.bigquery ? 'bigquery' : opts.format;
+      if (format === 'markdown') io.stdout(schemaMarkdown(schemas, datatype));
+      else {
+        const out = format === 'bigquery' ? bigQuerySchema(schemas.fields(datatype)) : schemas.get(datatype);
+        io.stdout(`${JSON.stringify(out, null, 2)}\n`);
+      }
+    });
+
+  program
+    .command('new-parser')
+    .description('scaffold a new datatype: parsers/<datatype>.ts, schemas/<datatype>.json and a first golden case')
+    .argument('<datatype>')
+    .option('--root <dir>', 'the mlab-etl checkout to write into', '.')
+    .action((datatype: string, opts: { root: string }) => {
+      let made;
+      try {
+        made = scaffoldParser(opts.root, datatype);
+      } catch (err) {
+        if (err instanceof ScaffoldError) throw new UsageError(err.message);
+        throw err;
+      }
+      io.stdout(
+        `Created\n${made.files.map((f) => `  ${f}`).join('\n')}\n` +
+          `Next: edit them (see parsers/README.md), add real inputs as testdata/${datatype}/<case>/, ` +
+          `review UPDATE_GOLDEN=1 npx vitest run src/golden.test.ts, then npm test.\n`,
+      );
     });
 
   try {

@@ -1,5 +1,7 @@
 /** Archives on the local disk: a file, or a directory searched for archives. */
 import { createReadStream, statSync } from 'node:fs';
+import { pipeline } from 'node:stream';
+import tar from 'tar-stream';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { hasArchiveSuffix, identifyLocalArchive, type IdentityOverrides } from './archive-path.js';
@@ -44,6 +46,22 @@ export async function findArchives(inputs: string[]): Promise<FoundInputs> {
   return { files, missing };
 }
 
+/**
+ * A file that is not an archive (no .tgz/.tar.gz/.tar suffix), seen as an archive of one entry
+ * named after it: how a contributor tries a parser on one data file. Streamed, not read whole.
+ */
+function singleEntryTar(file: string, size: number): AsyncIterable<Buffer> {
+  const pack = tar.pack();
+  const sink = pack.entry({ name: path.basename(file), size, mtime: new Date(0) }, (err) => {
+    if (err) pack.destroy(err);
+    else pack.finalize();
+  });
+  pipeline(createReadStream(file, { highWaterMark: READ_CHUNK }), sink as unknown as NodeJS.WritableStream, (err) => {
+    if (err) pack.destroy(err);
+  });
+  return pack as unknown as AsyncIterable<Buffer>;
+}
+
 export function localArchive(file: string, overrides: IdentityOverrides = {}): ArchiveSource {
   let size: number | null;
   try {
@@ -55,6 +73,9 @@ export function localArchive(file: string, overrides: IdentityOverrides = {}): A
     url: `file://${path.resolve(file)}`,
     size,
     identify: () => identifyLocalArchive(file, overrides),
-    open: () => createReadStream(file, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>,
+    open: () =>
+      hasArchiveSuffix(file) || size === null
+        ? (createReadStream(file, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>)
+        : singleEntryTar(file, size),
   };
 }

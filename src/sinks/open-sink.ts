@@ -1,8 +1,9 @@
-/** `--sink` specifications: `duckdb:FILE` (the default, ./mlab-etl.duckdb) or `jsonl:DIR`. */
+/** `--sink` specifications: `duckdb:FILE` (the default, ./mlab-etl.duckdb), `jsonl:DIR` or `stdout`. */
 import type { SchemaSet } from '../schema.js';
 import { DEFAULT_DUCKDB_FILE, DuckDbSink } from './duckdb-sink.js';
 import { JsonlSink } from './jsonl-sink.js';
 import type { Sink } from './sink.js';
+import { StdoutSink } from './stdout-sink.js';
 
 export const DEFAULT_SINK = `duckdb:${DEFAULT_DUCKDB_FILE}`;
 
@@ -10,7 +11,12 @@ export class SinkSpecError extends Error {
   override name = 'SinkSpecError';
 }
 
-export async function openSink(spec: string, schemas: SchemaSet): Promise<Sink> {
+export interface SinkStreams {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export async function openSink(spec: string, schemas: SchemaSet, streams?: SinkStreams): Promise<Sink> {
   const colon = spec.indexOf(':');
   const kind = colon === -1 ? spec : spec.slice(0, colon);
   const target = colon === -1 ? '' : spec.slice(colon + 1);
@@ -20,7 +26,12 @@ export async function openSink(spec: string, schemas: SchemaSet): Promise<Sink> 
     case 'jsonl':
       if (!target) throw new SinkSpecError('--sink jsonl:DIR needs a directory');
       return new JsonlSink(target);
+    case 'stdout':
+      return new StdoutSink(
+        streams?.stdout ?? ((t) => process.stdout.write(t)),
+        streams?.stderr ?? ((t) => process.stderr.write(t)),
+      );
     default:
-      throw new SinkSpecError(`--sink ${spec}: expected duckdb:FILE or jsonl:DIR`);
+      throw new SinkSpecError(`--sink ${spec}: expected duckdb:FILE, jsonl:DIR or stdout`);
   }
 }

@@ -1,0 +1,35 @@
+/**
+ * `--sink stdout`: for trying a parser on one's own data. Rows go to standard output as JSONL
+ * (BigQuery's JSON conventions); every reject, with its code and (for schema violations) the JSON
+ * path and keyword, goes to standard error. Nothing is stored.
+ */
+import type { ArchiveRecord, RejectRecord } from '../ledger.js';
+import { stringifyBigQuery } from '../lossless-json.js';
+import type { Row } from '../rows.js';
+import type { Sink, TableRef } from './sink.js';
+
+export class StdoutSink implements Sink {
+  readonly description = 'stdout';
+
+  constructor(
+    private readonly out: (text: string) => void,
+    private readonly err: (text: string) => void,
+  ) {}
+
+  async prepareTable(_ref: TableRef): Promise<void> {}
+
+  async writeRows(_ref: TableRef, rows: Row[]): Promise<void> {
+    if (rows.length > 0) this.out(rows.map((r) => stringifyBigQuery(r)).join('\n') + '\n');
+  }
+
+  async writeRejects(rejects: RejectRecord[]): Promise<void> {
+    for (const r of rejects) {
+      const where = r.entry === undefined ? '' : ` ${r.entry}${r.row_index === undefined ? '' : ` row ${r.row_index}`}`;
+      this.err(`reject${where}: ${r.code}: ${r.message}\n`);
+    }
+  }
+
+  async commitArchive(_record: ArchiveRecord): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
