@@ -24,6 +24,9 @@ export const ERROR_CODES = {
   // rows and sinks
   schema_violation: 'the row does not validate against the datatype schema',
   sink_error: 'the sink could not store rows',
+  sink_rejected: 'the sink refused a row that passed validation (BigQuery insertErrors)',
+  row_too_large: 'a single row is larger than the sink accepts in one request',
+  schema_incompatible: "the live table's schema conflicts with the schema file (a type changed, a field became REQUIRED)",
   internal_error: 'an unexpected failure inside mlab-etl',
 } as const;
 

@@ -72,6 +72,7 @@ export function localArchive(file: string, overrides: IdentityOverrides = {}): A
   return {
     url: `file://${path.resolve(file)}`,
     size,
+    generation: null,
     identify: () => identifyLocalArchive(file, overrides),
     open: () =>
       hasArchiveSuffix(file) || size === null

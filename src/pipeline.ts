@@ -13,7 +13,7 @@ import { EtlError, toEtlError, type ErrorCode } from './errors.js';
 import { excerpt, type ArchiveRecord, type RejectRecord } from './ledger.js';
 import type { Parser, ParserContext } from './parser-api.js';
 import type { Registry } from './registry.js';
-import { assembleRow, checkRows, type Provenance, type Row } from './rows.js';
+import { assembleRow, checkRows, rowKey, type Provenance, type Row } from './rows.js';
 import type { SchemaSet } from './schema.js';
 import { tableFor, tableName, type Sink, type TableRef } from './sinks/sink.js';
 
@@ -24,6 +24,8 @@ export interface ArchiveSource {
   identify(): ArchiveIdentity;
   /** Size as stored, when known. */
   size: number | null;
+  /** The object generation (GCS), so a replaced object is a new archive; null for local files. */
+  generation: string | null;
   open(): AsyncIterable<Buffer>;
 }
 
@@ -144,6 +146,7 @@ export async function processArchive(
           record,
           reject,
           batchRows: config.batchRows ?? 500,
+          generation: source.generation,
           provenance: {
             Version: config.version,
             Time: started,
@@ -197,6 +200,7 @@ interface EntryState {
   reject: (r: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>) => Promise<void>;
   batchRows: number;
   provenance: Provenance;
+  generation: string | null;
 }
 
 async function parseEntry(
@@ -231,7 +235,8 @@ async function parseEntry(
     for (const r of checked.rejects) await state.reject(r);
     record.rows_rejected += checked.rejects.length;
     try {
-      await state.sink.writeRows(table, checked.rows);
+      const keys = checked.indices.map((i) => rowKey(state.provenance.ArchiveURL, state.generation, entry.name, i));
+      await state.sink.writeRows(table, checked.rows, keys);
     } catch (err) {
       throw toEtlError(err, 'sink_error', 'sink');
     }

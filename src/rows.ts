@@ -3,6 +3,7 @@
  * then validates every row against its datatype's schema. A row that fails goes to the rejects
  * with the JSON path and keyword of the failure, never silently away.
  */
+import { createHash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import type { RejectRecord } from './ledger.js';
 import { excerpt } from './ledger.js';
@@ -30,6 +31,8 @@ export function assembleRow(parsed: ParsedRow, date: string, parser: Provenance)
 
 export interface Checked {
   rows: Row[];
+  /** Index within the entry of each valid row. */
+  indices: number[];
   rejects: RejectRecord[];
 }
 
@@ -40,10 +43,12 @@ export function checkRows(
   where: { time: string; archive_url: string; datatype: string; entry: string; firstIndex: number },
 ): Checked {
   const ok: Row[] = [];
+  const indices: number[] = [];
   const rejects: RejectRecord[] = [];
   rows.forEach((row, i) => {
     if (validate(row)) {
       ok.push(row);
+      indices.push(where.firstIndex + i);
       return;
     }
     rejects.push({
@@ -57,5 +62,13 @@ export function checkRows(
       excerpt: excerpt(stringifyBigQuery(row)),
     });
   });
-  return { rows: ok, rejects };
+  return { rows: ok, indices, rejects };
+}
+
+/**
+ * A row's deterministic key: the same archive generation, entry and row index give the same key
+ * on every processing, so a sink can drop repeats (BigQuery insertId, at most 128 characters).
+ */
+export function rowKey(archiveUrl: string, generation: string | null, entry: string, index: number): string {
+  return createHash('sha256').update(`${archiveUrl}#${generation ?? ''}\u0000${entry}\u0000${index}`).digest('base64url');
 }

@@ -143,7 +143,7 @@ export class DuckDbSink implements Sink {
     }
   }
 
-  async writeRows(ref: TableRef, rows: Row[]): Promise<void> {
+  async writeRows(ref: TableRef, rows: Row[], _keys: string[]): Promise<void> {
     try {
       await this.append(`${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`, ref.table, rows);
     } catch (err) {

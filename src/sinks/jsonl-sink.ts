@@ -54,7 +54,7 @@ export class JsonlSink implements Sink {
     this.stream(path.join(ref.dataset, `${ref.table}.jsonl`));
   }
 
-  writeRows(ref: TableRef, rows: Row[]): Promise<void> {
+  writeRows(ref: TableRef, rows: Row[], _keys: string[]): Promise<void> {
     return this.append(path.join(ref.dataset, `${ref.table}.jsonl`), rows);
   }
 

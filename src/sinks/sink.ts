@@ -30,8 +30,12 @@ export interface Sink {
   readonly description: string;
   /** Creates the table and view of a datatype if they do not exist. Idempotent. */
   prepareTable(ref: TableRef): Promise<void>;
-  /** Rows that passed validation. May buffer; durable after commitArchive. */
-  writeRows(ref: TableRef, rows: Row[]): Promise<void>;
+  /**
+   * Rows that passed validation. May buffer; durable after commitArchive. `keys[i]` identifies
+   * rows[i] deterministically (archive, generation, entry, row index): the same row processed again
+   * has the same key, which a sink may use to drop repeats (BigQuery's insertId).
+   */
+  writeRows(ref: TableRef, rows: Row[], keys: string[]): Promise<void>;
   writeRejects(rejects: RejectRecord[]): Promise<void>;
   /** Stores everything written so far, then the archive's ledger record. */
   commitArchive(record: ArchiveRecord): Promise<void>;

@@ -18,7 +18,7 @@ export class StdoutSink implements Sink {
 
   async prepareTable(_ref: TableRef): Promise<void> {}
 
-  async writeRows(_ref: TableRef, rows: Row[]): Promise<void> {
+  async writeRows(_ref: TableRef, rows: Row[], _keys: string[]): Promise<void> {
     if (rows.length > 0) this.out(rows.map((r) => stringifyBigQuery(r)).join('\n') + '\n');
   }
 
