@@ -17,6 +17,7 @@ import { bigQuerySchema, SchemaSet } from './schema.js';
 import { DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
 import { DEFAULT_DUCKDB_FILE } from './sinks/duckdb-sink.js';
 import { scaffoldParser, ScaffoldError } from './scaffold.js';
+import { ConfigError, SERVE_ENV, serveConfig, startServe, type ServeFlags } from './serve.js';
 import { schemaMarkdown } from './schema-docs.js';
 import { formatSummary, Progress } from './summary.js';
 
@@ -122,6 +123,48 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--no-progress', 'do not draw progress on the terminal')
     .action(async (paths: string[], opts: ParseOptions) => {
       exitCode = await parseCommand(paths, opts, io);
+    });
+
+  program
+    .command('serve')
+    .description('process archives from Cloud Storage as Pub/Sub notifications arrive (the production worker)')
+    .option(
+      '--subscription <name>',
+      `Pub/Sub subscription to pull (env ${SERVE_ENV.subscription}); without it, only POST /push`,
+    )
+    .option('--project <id>', `Google Cloud project (env ${SERVE_ENV.project})`)
+    .option(
+      '--allow-bucket <bucket>',
+      `a bucket the worker may read; repeatable (env ${SERVE_ENV.allowBucket}, comma-separated)`,
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--sink <spec>', `duckdb:FILE, jsonl:DIR or bigquery:PROJECT[.DATASET_PREFIX] (env ${SERVE_ENV.sink})`)
+    .option('--port <n>', `HTTP port for /metrics, /healthz, /readyz, /push (env ${SERVE_ENV.port}, default 8080)`)
+    .option(
+      '--max-in-flight <n>',
+      `archives processed at once (env ${SERVE_ENV.maxInFlight}, default: the number of cores)`,
+    )
+    .option(
+      '--grace-period <seconds>',
+      `on SIGTERM, time for in-flight archives to finish (env ${SERVE_ENV.gracePeriod}, default 60)`,
+    )
+    .option('--enable-v2-worker', `enable GET /v2/worker?filename=gs://... (env ${SERVE_ENV.enableV2Worker}=true)`)
+    .option('--max-entry-bytes <n>', `skip entries larger than this (env ${SERVE_ENV.maxEntryBytes})`)
+    .option(
+      '--read-stall-timeout <seconds>',
+      `resume a Cloud Storage read that delivers nothing for this long (env ${SERVE_ENV.readStallTimeout}, default 60)`,
+    )
+    .action(async (flags: ServeFlags) => {
+      let config;
+      try {
+        config = serveConfig(flags);
+      } catch (err) {
+        if (err instanceof ConfigError) throw new UsageError(err.message);
+        throw err;
+      }
+      const handle = await startServe(config, { handleSignals: true });
+      // Archives past the grace period were nacked: exit without finishing them.
+      process.exit(await handle.done);
     });
 
   program

@@ -7,6 +7,10 @@ export const ERROR_CODES = {
   // archive identity and inputs
   bad_archive_path: 'the archive path does not follow the M-Lab grammar and no override was given',
   input_not_found: 'the input path does not exist or cannot be read',
+  object_not_found: 'the archive object (at that generation) does not exist in Cloud Storage',
+  source_unavailable: 'Cloud Storage could not be read (a transient failure that outlasted the resumes)',
+  bucket_not_allowed: 'the bucket is not in --allow-bucket',
+  bad_message: 'a Pub/Sub message or push request that is not a GCS notification nor {"filename": "gs://..."}',
   unknown_datatype: 'no parser is registered for the datatype',
   // archive reader
   corrupt_archive: 'the archive is not a readable tar (or gzip) stream',
@@ -26,7 +30,8 @@ export const ERROR_CODES = {
   sink_error: 'the sink could not store rows',
   sink_rejected: 'the sink refused a row that passed validation (BigQuery insertErrors)',
   row_too_large: 'a single row is larger than the sink accepts in one request',
-  schema_incompatible: "the live table's schema conflicts with the schema file (a type changed, a field became REQUIRED)",
+  schema_incompatible:
+    "the live table's schema conflicts with the schema file (a type changed, a field became REQUIRED)",
   internal_error: 'an unexpected failure inside mlab-etl',
 } as const;
 

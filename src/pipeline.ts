@@ -22,6 +22,8 @@ export interface ArchiveSource {
   url: string;
   /** The archive's identity; throws EtlError bad_archive_path when the path does not say it. */
   identify(): ArchiveIdentity;
+  /** Throws when the archive may not be read (a bucket not allowed); called before any byte is read. */
+  authorize?(): void;
   /** Size as stored, when known. */
   size: number | null;
   /** The object generation (GCS), so a replaced object is a new archive; null for local files. */
@@ -53,6 +55,10 @@ export interface ArchiveResult {
   failures: EntryFailure[];
   /** Seconds from start to commit. */
   seconds: number;
+  /** The archive failed in a way another attempt may fix (a service down, a schema fixed): retry, do not ack. */
+  retryable: boolean;
+  /** Rejects recorded, by code. */
+  rejectCodes: Map<ErrorCode, number>;
 }
 
 export interface ProcessHooks {
@@ -61,7 +67,23 @@ export interface ProcessHooks {
 
 const REJECTS_BATCH = 1000;
 /** Archive-level failures surfacing while an entry is read: they end the archive, not just the entry. */
-const ARCHIVE_CODES = new Set<ErrorCode>(['truncated_archive', 'corrupt_archive', 'sink_error']);
+const ARCHIVE_CODES = new Set<ErrorCode>([
+  'truncated_archive',
+  'corrupt_archive',
+  'sink_error',
+  'schema_incompatible',
+  'source_unavailable',
+  'object_not_found',
+  'input_not_found',
+]);
+
+/** Archive-level failures worth another attempt later (the service or a fixed schema may be back). */
+const RETRYABLE_CODES = new Set<ErrorCode>([
+  'sink_error',
+  'source_unavailable',
+  'schema_incompatible',
+  'internal_error',
+]);
 
 export async function processArchive(
   source: ArchiveSource,
@@ -91,11 +113,14 @@ export async function processArchive(
     ...(config.gitCommit ? { git_commit: config.gitCommit } : {}),
   };
   const failures: EntryFailure[] = [];
+  let retryable = false;
   let rejects: RejectRecord[] = [];
+  const rejectCodes = new Map<ErrorCode, number>();
   const { sink } = config;
 
   const reject = async (r: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>): Promise<void> => {
     rejects.push({ time: started, archive_url: source.url, datatype: record.datatype, ...r });
+    rejectCodes.set(r.code, (rejectCodes.get(r.code) ?? 0) + 1);
     if (rejects.length >= REJECTS_BATCH) await flushRejects();
   };
   const flushRejects = async (): Promise<void> => {
@@ -109,6 +134,7 @@ export async function processArchive(
     record.experiment = identity.experiment;
     record.datatype = identity.datatype;
     record.date = identity.date;
+    source.authorize?.();
     const parser = config.registry.get(identity.datatype);
     const validate = config.schemas.validator(identity.datatype);
     const table = tableFor(identity.experiment, identity.datatype);
@@ -171,6 +197,7 @@ export async function processArchive(
   } catch (err) {
     const e = toEtlError(err, 'internal_error', 'archive');
     record.status = 'failed';
+    retryable = e.retryable || RETRYABLE_CODES.has(e.code);
     record.error_code = e.code;
     record.error_message = e.message;
     failures.unshift({ entry: null, code: e.code, message: e.message });
@@ -190,7 +217,7 @@ export async function processArchive(
   await flushRejects();
   record.finished = now().toISOString();
   await sink.commitArchive(record);
-  return { record, failures, seconds: (now().getTime() - startedAt.getTime()) / 1000 };
+  return { record, failures, retryable, rejectCodes, seconds: (now().getTime() - startedAt.getTime()) / 1000 };
 }
 
 interface EntryState {

@@ -70,5 +70,7 @@ export function checkRows(
  * on every processing, so a sink can drop repeats (BigQuery insertId, at most 128 characters).
  */
 export function rowKey(archiveUrl: string, generation: string | null, entry: string, index: number): string {
-  return createHash('sha256').update(`${archiveUrl}#${generation ?? ''}\u0000${entry}\u0000${index}`).digest('base64url');
+  return createHash('sha256')
+    .update(`${archiveUrl}#${generation ?? ''}\u0000${entry}\u0000${index}`)
+    .digest('base64url');
 }

@@ -47,6 +47,8 @@ export class DuckDbSink implements Sink {
   private readonly pending = new Map<string, Pending>();
   private readonly prepared = new Set<string>();
   private seq = 0;
+  /** Loads and commits run one at a time: archives processed concurrently share the connection. */
+  private lock: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly file: string,
@@ -110,6 +112,12 @@ export class DuckDbSink implements Sink {
     this.prepared.add(key);
   }
 
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
   private async append(target: string, schema: string, values: unknown[]): Promise<void> {
     if (values.length === 0) return;
     let p = this.pending.get(target);
@@ -122,13 +130,15 @@ export class DuckDbSink implements Sink {
     const stream = p.stream;
     await new Promise<void>((resolve, reject) => stream.write(text, (err) => (err ? reject(err) : resolve())));
     p.rows += values.length;
-    if (p.rows >= LOAD_EVERY_ROWS) await this.load([p]);
+    if (p.rows >= LOAD_EVERY_ROWS && this.pending.get(target) === p) {
+      this.pending.delete(target);
+      await this.exclusive(() => this.load([p]));
+    }
   }
 
-  /** Inserts the buffered files into their tables and forgets them. */
+  /** Inserts the buffered files into their tables (the caller has taken them out of `pending`). */
   private async load(batch: Pending[]): Promise<void> {
     for (const p of batch) {
-      this.pending.delete(p.target);
       await new Promise<void>((resolve, reject) =>
         p.stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
       );
@@ -161,17 +171,21 @@ export class DuckDbSink implements Sink {
 
   async commitArchive(record: ArchiveRecord): Promise<void> {
     try {
-      await this.conn.run('BEGIN TRANSACTION');
-      try {
-        await this.load([...this.pending.values()]);
-        await this.append('main."_archives"', '_archives', [record]);
-        const ledger = this.pending.get('main."_archives"');
-        if (ledger) await this.load([ledger]);
-        await this.conn.run('COMMIT');
-      } catch (err) {
-        await this.conn.run('ROLLBACK');
-        throw err;
-      }
+      // Everything buffered so far (this archive's rows and rejects, perhaps others' too: they are
+      // real rows, durable a little early), then the ledger record, in one transaction.
+      await this.append('main."_archives"', '_archives', [record]);
+      const batch = [...this.pending.values()];
+      this.pending.clear();
+      await this.exclusive(async () => {
+        await this.conn.run('BEGIN TRANSACTION');
+        try {
+          await this.load(batch);
+          await this.conn.run('COMMIT');
+        } catch (err) {
+          await this.conn.run('ROLLBACK');
+          throw err;
+        }
+      });
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, {
         stage: 'sink',

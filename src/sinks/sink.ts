@@ -40,4 +40,6 @@ export interface Sink {
   /** Stores everything written so far, then the archive's ledger record. */
   commitArchive(record: ArchiveRecord): Promise<void>;
   close(): Promise<void>;
+  /** For readiness probes: can the sink be reached now? Absent means always. */
+  ready?(): Promise<boolean>;
 }

@@ -1,0 +1,189 @@
+/**
+ * `mlab-etl serve`: options (flags with environment-variable equivalents) read and validated once,
+ * then the worker runs until SIGTERM.
+ */
+import os from 'node:os';
+import { Duration, PubSub } from '@google-cloud/pubsub';
+import { Storage } from '@google-cloud/storage';
+import { startHttpServer } from './http-server.js';
+import { jsonLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { GIT_COMMIT, VERSION } from './package-info.js';
+import { Registry } from './registry.js';
+import { SchemaSet } from './schema.js';
+import { openSink } from './sinks/open-sink.js';
+import { Worker } from './worker.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ServeConfig {
+  subscription: string | null;
+  project: string | null;
+  allowBuckets: string[];
+  sink: string;
+  port: number;
+  maxInFlight: number;
+  gracePeriodSeconds: number;
+  enableManualWorker: boolean;
+  maxEntryBytes: number | null;
+  /** A Cloud Storage read that delivers nothing for this long is resumed. */
+  readStallSeconds: number;
+}
+
+/** Raw option values from commander: flags win over the environment. */
+export interface ServeFlags {
+  subscription?: string;
+  project?: string;
+  allowBucket?: string[];
+  sink?: string;
+  port?: string;
+  maxInFlight?: string;
+  gracePeriod?: string;
+  enableV2Worker?: boolean;
+  maxEntryBytes?: string;
+  readStallTimeout?: string;
+}
+
+/** The options' environment variables, as documented in README's Operating section. */
+export const SERVE_ENV = {
+  subscription: 'MLAB_ETL_SUBSCRIPTION',
+  project: 'GOOGLE_CLOUD_PROJECT',
+  allowBucket: 'MLAB_ETL_ALLOW_BUCKETS',
+  sink: 'MLAB_ETL_SINK',
+  port: 'PORT',
+  maxInFlight: 'MLAB_ETL_MAX_IN_FLIGHT',
+  gracePeriod: 'MLAB_ETL_GRACE_PERIOD',
+  enableV2Worker: 'MLAB_ETL_ENABLE_V2_WORKER',
+  maxEntryBytes: 'MLAB_ETL_MAX_ENTRY_BYTES',
+  readStallTimeout: 'MLAB_ETL_READ_STALL_TIMEOUT',
+} as const;
+
+function int(value: string, option: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${option} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+
+export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  const pick = (k: keyof typeof SERVE_ENV, flag: string | undefined): string | undefined =>
+    flag ?? (env[SERVE_ENV[k]] || undefined);
+  const buckets = flags.allowBucket?.length
+    ? flags.allowBucket
+    : (env[SERVE_ENV.allowBucket] ?? '')
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean);
+  if (buckets.length === 0)
+    throw new ConfigError(`--allow-bucket (or ${SERVE_ENV.allowBucket}) is required: the buckets the worker may read`);
+  for (const b of buckets)
+    if (!BUCKET.test(b)) throw new ConfigError(`--allow-bucket ${JSON.stringify(b)}: not a bucket name`);
+  const port = pick('port', flags.port);
+  const inFlight = pick('maxInFlight', flags.maxInFlight);
+  const grace = pick('gracePeriod', flags.gracePeriod);
+  const maxEntry = pick('maxEntryBytes', flags.maxEntryBytes);
+  const stall = pick('readStallTimeout', flags.readStallTimeout);
+  const manual =
+    flags.enableV2Worker ?? ['1', 'true', 'yes'].includes((env[SERVE_ENV.enableV2Worker] ?? '').toLowerCase());
+  return {
+    subscription: pick('subscription', flags.subscription) ?? null,
+    project: pick('project', flags.project) ?? null,
+    allowBuckets: buckets,
+    sink: pick('sink', flags.sink) ?? 'duckdb:mlab-etl.duckdb',
+    port: port === undefined ? 8080 : int(port, '--port', 0, 65535),
+    maxInFlight: inFlight === undefined ? os.availableParallelism() : int(inFlight, '--max-in-flight', 1, 1000),
+    gracePeriodSeconds: grace === undefined ? 60 : int(grace, '--grace-period', 0, 3600),
+    enableManualWorker: manual,
+    maxEntryBytes: maxEntry === undefined ? null : int(maxEntry, '--max-entry-bytes', 1, Number.MAX_SAFE_INTEGER),
+    readStallSeconds: stall === undefined ? 60 : int(stall, '--read-stall-timeout', 1, 3600),
+  };
+}
+
+export interface ServeHandle {
+  port: number;
+  worker: Worker;
+  /** Resolves with the exit code once stopped (by stop() or SIGTERM/SIGINT). */
+  done: Promise<number>;
+  stop(): Promise<number>;
+}
+
+/** Starts the worker; `handleSignals` makes SIGTERM/SIGINT stop it gracefully. */
+export async function startServe(
+  config: ServeConfig,
+  options: { logger?: Logger; handleSignals?: boolean } = {},
+): Promise<ServeHandle> {
+  const logger = options.logger ?? jsonLogger();
+  const schemas = SchemaSet.load();
+  const registry = await Registry.load(schemas);
+  const metrics = new Metrics();
+  const sink = await openSink(config.sink, schemas);
+  const storage = new Storage(config.project ? { projectId: config.project } : {});
+  const worker = new Worker({
+    storage,
+    sink,
+    registry,
+    schemas,
+    metrics,
+    logger,
+    allowBuckets: new Set(config.allowBuckets),
+    version: VERSION,
+    gitCommit: GIT_COMMIT,
+    ...(config.maxEntryBytes === null ? {} : { maxEntryBytes: config.maxEntryBytes }),
+    stallTimeoutMs: config.readStallSeconds * 1000,
+  });
+  const server = await startHttpServer(worker, metrics, logger, {
+    port: config.port,
+    enableManualWorker: config.enableManualWorker,
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+
+  let pubsub: PubSub | null = null;
+  if (config.subscription) {
+    pubsub = new PubSub(config.project ? { projectId: config.project } : {});
+    const subscription = pubsub.subscription(config.subscription, {
+      flowControl: { maxMessages: config.maxInFlight, allowExcessMessages: false },
+      // Leases are extended while an archive is processed; each extension is at most 600 s.
+      maxAckDeadline: Duration.from({ seconds: 600 }),
+      maxExtensionTime: Duration.from({ hours: 4 }),
+    });
+    worker.listen(subscription);
+  }
+  logger.log('INFO', 'serving', {
+    port,
+    subscription: config.subscription,
+    sink: config.sink.split(':')[0],
+    allowBuckets: config.allowBuckets,
+    maxInFlight: config.maxInFlight,
+    version: VERSION,
+  });
+
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping: Promise<number> | null = null;
+  const stop = (): Promise<number> => {
+    stopping ??= (async () => {
+      logger.log('INFO', 'stopping', { inFlight: worker.archivesInFlight, graceSeconds: config.gracePeriodSeconds });
+      const { finished } = await worker.stop(config.gracePeriodSeconds * 1000);
+      if (!finished) logger.log('WARNING', 'grace period over: unfinished archives nacked', {});
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await pubsub?.close();
+      await sink.close();
+      logger.log('INFO', 'stopped', {});
+      resolveDone(0);
+      return 0;
+    })();
+    return stopping;
+  };
+  if (options.handleSignals) {
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  }
+  return { port, worker, done, stop };
+}

@@ -1,0 +1,84 @@
+/**
+ * A proxy in front of the Storage emulator that breaks object downloads on purpose: it cuts the
+ * response body after some bytes (as a network failure would), or slows it down. The emulator
+ * answers each request from one buffer and cannot do either. Only media downloads (`alt=media`)
+ * are touched; metadata and uploads pass through.
+ */
+import { createServer, request, type Server } from 'node:http';
+
+export interface GcsFaultProxy {
+  /** `http://127.0.0.1:PORT`: the value for STORAGE_EMULATOR_HOST. */
+  host: string;
+  /** Cut the next `count` downloads after `afterBytes` bytes of body. */
+  cutNext(count: number, afterBytes: number): void;
+  /** Delay every download chunk of at most `chunkBytes` by `ms`. */
+  throttle(ms: number, chunkBytes?: number): void;
+  /** Downloads seen, and how many were cut. */
+  stats(): { downloads: number; cut: number; ranged: number };
+  close(): Promise<void>;
+}
+
+export async function startGcsFaultProxy(target: string): Promise<GcsFaultProxy> {
+  const upstream = new URL(target);
+  let cuts: { remaining: number; afterBytes: number } = { remaining: 0, afterBytes: 0 };
+  let delay = { ms: 0, chunkBytes: 64 * 1024 };
+  const stats = { downloads: 0, cut: 0, ranged: 0 };
+
+  const server: Server = createServer((req, res) => {
+    const isDownload = (req.url ?? '').includes('alt=media');
+    const proxied = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        if (!isDownload) {
+          up.pipe(res);
+          return;
+        }
+        stats.downloads++;
+        if (req.headers.range) stats.ranged++;
+        const cutAt = cuts.remaining > 0 ? cuts.afterBytes : Infinity;
+        if (cuts.remaining > 0) cuts.remaining--;
+        let sent = 0;
+        void (async () => {
+          for await (const chunk of up as AsyncIterable<Buffer>) {
+            for (let i = 0; i < chunk.length; i += delay.chunkBytes) {
+              let piece = chunk.subarray(i, i + delay.chunkBytes);
+              if (sent + piece.length > cutAt) {
+                piece = piece.subarray(0, cutAt - sent);
+                res.write(piece);
+                stats.cut++;
+                res.destroy(); // the client sees the connection drop mid-body
+                up.destroy();
+                return;
+              }
+              if (delay.ms > 0) await new Promise((r) => setTimeout(r, delay.ms));
+              if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+              sent += piece.length;
+            }
+          }
+          res.end();
+        })().catch(() => res.destroy());
+      },
+    );
+    proxied.on('error', () => res.destroy());
+    req.pipe(proxied);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    host: `http://127.0.0.1:${port}`,
+    cutNext: (count, afterBytes) => {
+      cuts = { remaining: count, afterBytes };
+    },
+    throttle: (ms, chunkBytes = 64 * 1024) => {
+      delay = { ms, chunkBytes };
+    },
+    stats: () => ({ ...stats }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
