@@ -16,6 +16,7 @@ import { Registry } from './registry.js';
 import { bigQuerySchema, SchemaSet } from './schema.js';
 import { DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
 import { DEFAULT_DUCKDB_FILE } from './sinks/duckdb-sink.js';
+import { reprocess } from './reprocess.js';
 import { scaffoldParser, ScaffoldError } from './scaffold.js';
 import { ConfigError, SERVE_ENV, serveConfig, startServe, type ServeFlags } from './serve.js';
 import { schemaMarkdown } from './schema-docs.js';
@@ -166,6 +167,43 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       // Archives past the grace period were nacked: exit without finishing them.
       process.exit(await handle.done);
     });
+
+  program
+    .command('reprocess')
+    .description('publish one message per archive under a gs:// prefix, to parse them again with the workers')
+    .argument('<prefix>', 'gs://BUCKET/PREFIX, e.g. gs://archive-measurement-lab/ndt/ndt7/2020/03/')
+    .requiredOption('--topic <topic>', 'the topic the workers subscribe to')
+    .option('--from <YYYY-MM-DD>', 'first archive date (date directory) to include')
+    .option('--to <YYYY-MM-DD>', 'last archive date to include')
+    .option('--project <id>', 'Google Cloud project (env GOOGLE_CLOUD_PROJECT)')
+    .option('--dry-run', 'list what would be published, publish nothing')
+    .action(
+      async (
+        prefix: string,
+        opts: { topic: string; from?: string; to?: string; project?: string; dryRun?: boolean },
+      ) => {
+        let lastDraw = 0;
+        const result = await reprocess({
+          prefixUrl: prefix,
+          topic: opts.topic,
+          from: opts.from,
+          to: opts.to,
+          project: opts.project,
+          dryRun: Boolean(opts.dryRun),
+          onProgress: (published, listed) => {
+            if (!io.isTTY || Date.now() - lastDraw < 100) return;
+            lastDraw = Date.now();
+            io.stderr(`\r\x1b[K${published} published, ${listed} listed`);
+          },
+        });
+        if (io.isTTY) io.stderr('\r\x1b[K');
+        if (opts.dryRun) for (const f of result.filenames) io.stdout(`${f}\n`);
+        io.stdout(
+          `${opts.dryRun ? 'Would publish' : 'Published'} ${opts.dryRun ? result.filenames.length : result.published} archives to ${opts.topic} ` +
+            `(${result.listed} objects listed, ${result.skipped} not archives or outside the dates)\n`,
+        );
+      },
+    );
 
   program
     .command('query')

@@ -288,6 +288,39 @@ describe('HTTP triggers', () => {
   });
 });
 
+describe('reprocess', () => {
+  it('publishes one message per archive under a prefix within the dates, which the worker parses again', async () => {
+    const out = tmp();
+    const s = await newSubscription();
+    const quiet = { stdout: () => {}, stderr: () => {}, isTTY: false };
+    let said = '';
+    const code = await run(
+      [
+        'reprocess',
+        `gs://${BUCKET}/ndt/ndt7/2020/03/`,
+        '--topic',
+        s.topic.name,
+        '--from',
+        '2020-03-18',
+        '--to',
+        '2020-03-18',
+      ],
+      { ...quiet, stdout: (t) => (said += t) },
+    );
+    expect(code).toBe(0);
+    // Under the prefix: the archive of the 18th, the corrupt one of the 19th (outside --to), README.txt.
+    expect(said).toContain('Published 1 archives');
+    expect(said).toContain('(3 objects listed, 2 not archives or outside the dates)');
+    const handle = await startServe(config(out, s.name), { logger: silentLogger });
+    try {
+      const record = await waitFor('the reprocessed archive', () => lines(path.join(out, '_archives.jsonl'))[0]);
+      expect(record).toMatchObject({ archive_url: `gs://${BUCKET}/${NDT7}`, status: 'ok', rows_written: 114 });
+    } finally {
+      await handle.stop();
+    }
+  }, 60_000);
+});
+
 describe('shutdown', () => {
   it('on SIGTERM during an archive exits 0, and the unfinished message is redelivered and completes', async () => {
     const out = tmp();
