@@ -270,6 +270,6 @@ describe('other commands', () => {
     expect(q.err).toMatch(/no database at .*run `mlab-etl parse` first/);
     const s = await cli('parse', ARCHIVES, '--sink', 'postgres:x');
     expect(s.code).toBe(2);
-    expect(s.err).toContain('expected duckdb:FILE, jsonl:DIR or stdout');
+    expect(s.err).toContain('expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout');
   });
 });

@@ -15,6 +15,7 @@ import { formatTable, runQuery } from './query.js';
 import { Registry } from './registry.js';
 import { bigQuerySchema, SchemaSet } from './schema.js';
 import { DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
+import { tableFor, tableName } from './sinks/sink.js';
 import { DEFAULT_DUCKDB_FILE } from './sinks/duckdb-sink.js';
 import { reprocess } from './reprocess.js';
 import { scaffoldParser, ScaffoldError } from './scaffold.js';
@@ -166,6 +167,36 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       const handle = await startServe(config, { handleSignals: true });
       // Archives past the grace period were nacked: exit without finishing them.
       process.exit(await handle.done);
+    });
+
+  program
+    .command('setup')
+    .description('create or update the datasets, tables and views of every datatype in the sink (idempotent)')
+    .requiredOption('--sink <spec>', 'bigquery:PROJECT[.DATASET_PREFIX] (or duckdb:FILE)')
+    .option(
+      '--experiment <name...>',
+      "experiments to set up a datatype for, instead of its schema's x-mlab.experiments",
+    )
+    .action(async (opts: { sink: string; experiment?: string[] }) => {
+      const schemas = SchemaSet.load();
+      const sink = await openSink(opts.sink, schemas, io);
+      try {
+        const refs = schemas
+          .datatypes()
+          .flatMap((d) => (opts.experiment ?? schemas.meta(d).experiments ?? []).map((e) => tableFor(e, d)));
+        if (sink.setup) {
+          for (const a of await sink.setup(refs)) {
+            io.stdout(
+              `${a.action.padEnd(9)} ${a.kind.padEnd(7)} ${a.object}${a.changes?.length ? ` (${a.changes.join(', ')})` : ''}\n`,
+            );
+          }
+        } else {
+          for (const ref of refs) await sink.prepareTable(ref);
+          io.stdout(`prepared ${refs.map((r) => tableName(r)).join(', ')} in ${sink.description}\n`);
+        }
+      } finally {
+        await sink.close();
+      }
     });
 
   program

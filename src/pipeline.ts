@@ -216,7 +216,10 @@ export async function processArchive(
   }
   await flushRejects();
   record.finished = now().toISOString();
-  await sink.commitArchive(record);
+  const committed = await sink.commitArchive(record);
+  for (const [code, n] of Object.entries(committed.rejected) as [ErrorCode, number][]) {
+    rejectCodes.set(code, (rejectCodes.get(code) ?? 0) + n);
+  }
   return { record, failures, retryable, rejectCodes, seconds: (now().getTime() - startedAt.getTime()) / 1000 };
 }
 
@@ -263,7 +266,7 @@ async function parseEntry(
     record.rows_rejected += checked.rejects.length;
     try {
       const keys = checked.indices.map((i) => rowKey(state.provenance.ArchiveURL, state.generation, entry.name, i));
-      await state.sink.writeRows(table, checked.rows, keys);
+      await state.sink.writeRows(table, checked.rows, keys, checked.indices);
     } catch (err) {
       throw toEtlError(err, 'sink_error', 'sink');
     }

@@ -51,6 +51,10 @@ export interface SchemaMeta {
   accepts?: string;
   /** One-line description for `mlab-etl parsers` (schema-only datatypes). */
   parserDescription?: string;
+  /** The table is joined into other datatypes' views (annotation2): no partition filter required. */
+  annotates?: boolean;
+  /** Experiments whose archives hold this datatype, for `mlab-etl setup`. */
+  experiments?: string[];
 }
 const SCHEMA_ID_PREFIX = 'urn:mlab-etl:schema:';
 

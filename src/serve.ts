@@ -11,7 +11,7 @@ import { Metrics } from './metrics.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
 import { Registry } from './registry.js';
 import { SchemaSet } from './schema.js';
-import { openSink } from './sinks/open-sink.js';
+import { openSink, type BigQueryConnection } from './sinks/open-sink.js';
 import { Worker } from './worker.js';
 
 export class ConfigError extends Error {
@@ -115,13 +115,13 @@ export interface ServeHandle {
 /** Starts the worker; `handleSignals` makes SIGTERM/SIGINT stop it gracefully. */
 export async function startServe(
   config: ServeConfig,
-  options: { logger?: Logger; handleSignals?: boolean } = {},
+  options: { logger?: Logger; handleSignals?: boolean; bigquery?: BigQueryConnection } = {},
 ): Promise<ServeHandle> {
   const logger = options.logger ?? jsonLogger();
   const schemas = SchemaSet.load();
   const registry = await Registry.load(schemas);
   const metrics = new Metrics();
-  const sink = await openSink(config.sink, schemas);
+  const sink = await openSink(config.sink, schemas, undefined, options.bigquery);
   const storage = new Storage(config.project ? { projectId: config.project } : {});
   const worker = new Worker({
     storage,

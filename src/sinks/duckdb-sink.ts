@@ -17,7 +17,7 @@ import { stringifyBigQuery } from '../lossless-json.js';
 import type { Row } from '../rows.js';
 import { duckdbType, quoteIdent, type SchemaSet } from '../schema.js';
 import { planView } from '../views.js';
-import type { Sink, TableRef } from './sink.js';
+import type { CommitResult, Sink, TableRef } from './sink.js';
 
 export const DEFAULT_DUCKDB_FILE = 'mlab-etl.duckdb';
 /** Rows buffered on disk before a load, so a huge archive does not wait for its end. */
@@ -169,7 +169,7 @@ export class DuckDbSink implements Sink {
     }
   }
 
-  async commitArchive(record: ArchiveRecord): Promise<void> {
+  async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
     try {
       // Everything buffered so far (this archive's rows and rejects, perhaps others' too: they are
       // real rows, durable a little early), then the ledger record, in one transaction.
@@ -193,6 +193,7 @@ export class DuckDbSink implements Sink {
         retryable: true,
       });
     }
+    return { record, rejected: {} };
   }
 
   async close(): Promise<void> {

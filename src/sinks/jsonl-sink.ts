@@ -10,7 +10,7 @@ import { EtlError } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import { stringifyBigQuery } from '../lossless-json.js';
 import type { Row } from '../rows.js';
-import type { Sink, TableRef } from './sink.js';
+import type { CommitResult, Sink, TableRef } from './sink.js';
 
 export class JsonlSink implements Sink {
   readonly description: string;
@@ -62,9 +62,10 @@ export class JsonlSink implements Sink {
     return this.append('_rejects.jsonl', rejects);
   }
 
-  async commitArchive(record: ArchiveRecord): Promise<void> {
+  async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
     // Every write above has already been handed to the OS (its callback ran); the ledger line comes last.
     await this.append('_archives.jsonl', [record]);
+    return { record, rejected: {} };
   }
 
   async close(): Promise<void> {

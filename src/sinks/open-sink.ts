@@ -1,5 +1,10 @@
-/** `--sink` specifications: `duckdb:FILE` (the default, ./mlab-etl.duckdb), `jsonl:DIR` or `stdout`. */
+/**
+ * `--sink` specifications: `duckdb:FILE` (the default, ./mlab-etl.duckdb), `jsonl:DIR`, `stdout`,
+ * or `bigquery:PROJECT[.DATASET_PREFIX]` (datasets `<prefix>raw_<experiment>`, `<prefix><experiment>`,
+ * `<prefix>mlab_etl`).
+ */
 import type { SchemaSet } from '../schema.js';
+import { BigQuerySink, type BigQuerySinkOptions } from './bigquery-sink.js';
 import { DEFAULT_DUCKDB_FILE, DuckDbSink } from './duckdb-sink.js';
 import { JsonlSink } from './jsonl-sink.js';
 import type { Sink } from './sink.js';
@@ -16,7 +21,17 @@ export interface SinkStreams {
   stderr: (text: string) => void;
 }
 
-export async function openSink(spec: string, schemas: SchemaSet, streams?: SinkStreams): Promise<Sink> {
+/** Connection settings that do not belong in a spec string (a test server's endpoint and auth). */
+export type BigQueryConnection = Pick<BigQuerySinkOptions, 'apiEndpoint' | 'authClient'> & Partial<BigQuerySinkOptions>;
+
+const BIGQUERY_TARGET = /^((?:[a-z0-9.-]+:)?[a-z][a-z0-9-]*)(?:\.([A-Za-z0-9_]+))?$/;
+
+export async function openSink(
+  spec: string,
+  schemas: SchemaSet,
+  streams?: SinkStreams,
+  bigquery: BigQueryConnection = {},
+): Promise<Sink> {
   const colon = spec.indexOf(':');
   const kind = colon === -1 ? spec : spec.slice(0, colon);
   const target = colon === -1 ? '' : spec.slice(colon + 1);
@@ -26,12 +41,20 @@ export async function openSink(spec: string, schemas: SchemaSet, streams?: SinkS
     case 'jsonl':
       if (!target) throw new SinkSpecError('--sink jsonl:DIR needs a directory');
       return new JsonlSink(target);
+    case 'bigquery': {
+      // Project ids may hold a domain (example.com:project), so the prefix is after the last dot.
+      const m = BIGQUERY_TARGET.exec(target);
+      if (!m?.[1]) throw new SinkSpecError('--sink bigquery:PROJECT[.DATASET_PREFIX], e.g. bigquery:mlab-sandbox.dev_');
+      return BigQuerySink.open({ ...bigquery, projectId: m[1], ...(m[2] ? { datasetPrefix: m[2] } : {}), schemas });
+    }
     case 'stdout':
       return new StdoutSink(
         streams?.stdout ?? ((t) => process.stdout.write(t)),
         streams?.stderr ?? ((t) => process.stderr.write(t)),
       );
     default:
-      throw new SinkSpecError(`--sink ${spec}: expected duckdb:FILE, jsonl:DIR or stdout`);
+      throw new SinkSpecError(
+        `--sink ${spec}: expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout`,
+      );
   }
 }

@@ -5,6 +5,7 @@
  * - `_rejects` holds what did not become a row, `_archives` one ledger record per archive;
  * - commitArchive makes the archive's rows and rejects durable first, then writes its ledger record.
  */
+import type { ErrorCode } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import type { Row } from '../rows.js';
 
@@ -35,11 +36,35 @@ export interface Sink {
    * rows[i] deterministically (archive, generation, entry, row index): the same row processed again
    * has the same key, which a sink may use to drop repeats (BigQuery's insertId).
    */
-  writeRows(ref: TableRef, rows: Row[], keys: string[]): Promise<void>;
+  writeRows(ref: TableRef, rows: Row[], keys: string[], indices?: number[]): Promise<void>;
   writeRejects(rejects: RejectRecord[]): Promise<void>;
-  /** Stores everything written so far, then the archive's ledger record. */
-  commitArchive(record: ArchiveRecord): Promise<void>;
+  /**
+   * Stores everything written so far, then the archive's ledger record. A sink that refuses rows
+   * itself (BigQuery) moves them from rows_written to rows_rejected in `record` before storing it,
+   * and says which rejects it added.
+   */
+  commitArchive(record: ArchiveRecord): Promise<CommitResult>;
+  /** Creates or updates the tables and views of these datatypes (`mlab-etl setup`); absent when there is nothing to set up. */
+  setup?(refs: TableRef[]): Promise<SetupAction[]>;
   close(): Promise<void>;
   /** For readiness probes: can the sink be reached now? Absent means always. */
   ready?(): Promise<boolean>;
+}
+
+/** What a commit stored. */
+export interface CommitResult {
+  /** The ledger record as stored. */
+  record: ArchiveRecord;
+  /** Rejects the sink itself wrote for the archive (e.g. sink_rejected, row_too_large), by code. */
+  rejected: Partial<Record<ErrorCode, number>>;
+}
+
+/** One thing `setup` did. */
+export interface SetupAction {
+  /** project.dataset[.table] */
+  object: string;
+  kind: 'dataset' | 'table' | 'view';
+  action: 'created' | 'updated' | 'unchanged';
+  /** For an updated table, the fields added or relaxed; for an updated view, `query`. */
+  changes?: string[];
 }

@@ -6,7 +6,7 @@
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import { stringifyBigQuery } from '../lossless-json.js';
 import type { Row } from '../rows.js';
-import type { Sink, TableRef } from './sink.js';
+import type { CommitResult, Sink, TableRef } from './sink.js';
 
 export class StdoutSink implements Sink {
   readonly description = 'stdout';
@@ -29,7 +29,9 @@ export class StdoutSink implements Sink {
     }
   }
 
-  async commitArchive(_record: ArchiveRecord): Promise<void> {}
+  async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
+    return { record, rejected: {} };
+  }
 
   async close(): Promise<void> {}
 }

@@ -1,0 +1,28 @@
+# mlab-etl: the production worker image (`serve` by default; any other command works too).
+# The same steps are checked without a Docker engine by .ci/package-check.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Dependencies first, for the layer cache; `prepare` (the build) runs below, with the sources.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+COPY parsers ./parsers
+COPY schemas ./schemas
+RUN npm run build
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
+COPY --from=build /src/dist ./dist
+COPY schemas ./schemas
+ARG GIT_COMMIT=""
+ENV MLAB_ETL_GIT_COMMIT=${GIT_COMMIT}
+# The node image's unprivileged user; the root filesystem can be mounted read-only (see deploy/).
+USER node
+EXPOSE 8080
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["serve"]
