@@ -121,7 +121,12 @@ export async function startServe(
   const schemas = SchemaSet.load();
   const registry = await Registry.load(schemas);
   const metrics = new Metrics();
-  const sink = await openSink(config.sink, schemas, undefined, options.bigquery);
+  const observer = {
+    request: (operation: string, seconds: number) =>
+      metrics.sinkLatency.observe({ sink: 'bigquery', operation }, seconds),
+    retry: (reason: string) => metrics.sinkRetries.inc({ sink: 'bigquery', reason }),
+  };
+  const sink = await openSink(config.sink, schemas, undefined, { observer, ...options.bigquery });
   const storage = new Storage(config.project ? { projectId: config.project } : {});
   const worker = new Worker({
     storage,

@@ -229,5 +229,9 @@ describe('serve into BigQuery', () => {
     expect(new Set(stored.map((r) => r.id)).size).toBe(114);
     const metrics = await (await fetch(`http://127.0.0.1:${handle.port}/metrics`)).text();
     expect(metrics).toMatch(/mlab_etl_messages_total\{trigger="pull",outcome="nack"\} [1-9]/);
+    expect(metrics).toMatch(/mlab_etl_sink_retries_total\{sink="bigquery",reason="503"\} [1-9]/);
+    expect(metrics).toMatch(
+      /mlab_etl_sink_request_duration_seconds_count\{sink="bigquery",operation="insertAll"\} [1-9]/,
+    );
   }, 90_000);
 });

@@ -72,6 +72,13 @@ export interface BigQuerySinkOptions {
   retry?: Partial<RetryPolicy>;
   /** Time allowed for one HTTP request (ms): 60,000 unless set. */
   requestTimeoutMs?: number;
+  /** Told of every insertAll request and every retry, for metrics. */
+  observer?: SinkObserver;
+}
+
+export interface SinkObserver {
+  request(operation: string, seconds: number, outcome: 'ok' | 'error'): void;
+  retry(reason: string): void;
 }
 
 /** Counters for metrics. */
@@ -307,6 +314,7 @@ export class BigQuerySink implements Sink {
   private readonly maxBytes: number;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
+  private readonly observer: SinkObserver | undefined;
   private readonly slots: Slots;
   private readonly targets = new Map<string, Target>();
   private readonly archives = new Map<string, ArchiveState>();
@@ -330,6 +338,7 @@ export class BigQuerySink implements Sink {
     this.maxBytes = options.maxRequestBytes ?? 10_000_000;
     this.timeoutMs = options.requestTimeoutMs ?? 60_000;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.observer = options.observer;
     this.slots = new Slots(options.maxInFlight ?? 8);
     this.description = `bigquery:${this.projectId}${this.prefix ? `.${this.prefix}` : ''}`;
   }
@@ -750,6 +759,7 @@ export class BigQuerySink implements Sink {
       } catch (err) {
         if (classify(err) !== 'retry' || attempt + 1 >= this.retry.attempts) throw err;
         this.stats.retries++;
+        this.observer?.retry(retryReason(err));
         await sleep(this.backoff(attempt));
       }
     }
@@ -758,13 +768,21 @@ export class BigQuerySink implements Sink {
   private async insertAll(target: Target, items: Item[]): Promise<InsertAllResponse> {
     const body = `${BODY_HEAD}${items.map((i) => `{"insertId":${JSON.stringify(i.insertId)},"json":${i.json}}`).join(',')}${BODY_TAIL}`;
     this.stats.requests++;
-    const reply: unknown[] = await target.table.request({
-      method: 'POST',
-      uri: '/insertAll',
-      body,
-      headers: { 'Content-Type': 'application/json' },
-      timeout: this.timeoutMs,
-    });
+    const started = performance.now();
+    let reply: unknown[];
+    try {
+      reply = await target.table.request({
+        method: 'POST',
+        uri: '/insertAll',
+        body,
+        headers: { 'Content-Type': 'application/json' },
+        timeout: this.timeoutMs,
+      });
+      this.observer?.request('insertAll', (performance.now() - started) / 1000, 'ok');
+    } catch (err) {
+      this.observer?.request('insertAll', (performance.now() - started) / 1000, 'error');
+      throw err;
+    }
     const response = reply[0];
     return response !== null && typeof response === 'object' ? response : {};
   }
@@ -803,6 +821,7 @@ export class BigQuerySink implements Sink {
         }
         if (verdict === 'retry' && attempt + 1 < this.retry.attempts) {
           this.stats.retries++;
+          this.observer?.retry(retryReason(err));
           await sleep(this.backoff(attempt++));
           continue;
         }
@@ -846,6 +865,7 @@ export class BigQuerySink implements Sink {
           );
         }
         this.stats.retries++;
+        this.observer?.retry(transient ? 'row_backend_error' : 'row_stopped');
         await sleep(this.backoff(attempt++));
       }
       rows = resend;
@@ -988,4 +1008,12 @@ function withSinkRejects(record: ArchiveRecord, state: ArchiveState): ArchiveRec
     stored.error_message = `${state.rejected} rows refused by BigQuery (see _rejects)${first ? `; first: ${first.message}` : ''}`;
   }
   return stored;
+}
+
+/** A bounded label for a retried failure: the HTTP status, or the transport error code. */
+function retryReason(err: unknown): string {
+  const e = err as { code?: unknown; response?: { status?: number } };
+  const status = e?.response?.status ?? (typeof e?.code === 'number' ? e.code : undefined);
+  if (typeof status === 'number') return String(status);
+  return typeof e?.code === 'string' && /^[A-Z_]+$/.test(e.code) ? e.code : 'network';
 }
