@@ -75,6 +75,12 @@ export async function startHttpServer(
         send(res, 503, { status: 'stopping' });
         return;
       }
+      if (!worker.hasCapacity()) {
+        // Pub/Sub push backs off on 429 and delivers again: the same bound as streaming pull.
+        metrics.messages.inc({ trigger: 'push', outcome: 'busy' });
+        send(res, 429, { status: 'busy' });
+        return;
+      }
       let envelope: unknown;
       try {
         envelope = JSON.parse((await readBody(req)).toString('utf8')) as unknown;
@@ -96,6 +102,10 @@ export async function startHttpServer(
       }
       send(res, pushStatus(outcome), outcomeBody(outcome));
     } else if (req.method === 'GET' && url.pathname === '/v2/worker' && options.enableManualWorker) {
+      if (!worker.hasCapacity()) {
+        send(res, 429, { status: 'busy' });
+        return;
+      }
       const filename = url.searchParams.get('filename');
       let outcome: TaskOutcome;
       try {

@@ -100,25 +100,30 @@ describe('dispositions', () => {
 
 describe('serve configuration', () => {
   it('reads flags, then the environment, with defaults', () => {
-    const c = serveConfig(
-      {},
-      { MLAB_ETL_ALLOW_BUCKETS: 'archive-a, archive-b', PORT: '9090', MLAB_ETL_SUBSCRIPTION: 's' },
-    );
-    expect(c).toMatchObject({
+    const env = {
+      MLAB_ETL_ALLOW_BUCKETS: 'archive-a, archive-b',
+      PORT: '9090',
+      MLAB_ETL_SUBSCRIPTION: 's',
+      MLAB_ETL_SINK: 'bigquery:p',
+    };
+    expect(serveConfig({}, env)).toMatchObject({
       allowBuckets: ['archive-a', 'archive-b'],
       port: 9090,
       subscription: 's',
+      sink: 'bigquery:p',
       gracePeriodSeconds: 60,
       enableManualWorker: false,
     });
-    expect(serveConfig({ allowBucket: ['x-y'], port: '1' }, { PORT: '9090' }).port).toBe(1);
+    expect(serveConfig({ allowBucket: ['x-y'], port: '1', sink: 'jsonl:out' }, { PORT: '9090' }).port).toBe(1);
   });
 
   it('stops with a message naming the bad option', () => {
     expect(() => serveConfig({}, {})).toThrow(/--allow-bucket \(or MLAB_ETL_ALLOW_BUCKETS\) is required/);
-    expect(() => serveConfig({ allowBucket: ['ok-bucket'], port: 'eighty' }, {})).toThrow(ConfigError);
-    expect(() => serveConfig({ allowBucket: ['ok-bucket'], port: 'eighty' }, {})).toThrow(/--port "eighty"/);
-    expect(() => serveConfig({ allowBucket: ['Bad_Bucket!'] }, {})).toThrow(/--allow-bucket "Bad_Bucket!"/);
-    expect(() => serveConfig({ allowBucket: ['ok-bucket'], maxInFlight: '0' }, {})).toThrow(/--max-in-flight/);
+    expect(() => serveConfig({ allowBucket: ['ok-bucket'] }, {})).toThrow(/--sink \(or MLAB_ETL_SINK\) is required/);
+    const ok = { allowBucket: ['ok-bucket'], sink: 'jsonl:out' };
+    expect(() => serveConfig({ ...ok, port: 'eighty' }, {})).toThrow(ConfigError);
+    expect(() => serveConfig({ ...ok, port: 'eighty' }, {})).toThrow(/--port "eighty"/);
+    expect(() => serveConfig({ ...ok, allowBucket: ['Bad_Bucket!'] }, {})).toThrow(/--allow-bucket "Bad_Bucket!"/);
+    expect(() => serveConfig({ ...ok, maxInFlight: '0' }, {})).toThrow(/--max-in-flight/);
   });
 });

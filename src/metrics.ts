@@ -57,6 +57,11 @@ export class Metrics {
     help: 'Archives being processed now.',
     registers: [this.registry],
   });
+  readonly maxInFlight = new Gauge({
+    name: 'mlab_etl_max_in_flight',
+    help: 'The --max-in-flight limit: in-flight archives at this value mean the worker is saturated.',
+    registers: [this.registry],
+  });
   readonly messages = new Counter({
     name: 'mlab_etl_messages_total',
     help: 'Pub/Sub messages and push requests, by trigger and outcome (ack, nack, ignored, bad).',

@@ -68,6 +68,11 @@ function int(value: string, option: string, min: number, max: number): number {
   return n;
 }
 
+function required(value: string | undefined, message: string): string {
+  if (value === undefined) throw new ConfigError(message);
+  return value;
+}
+
 const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
 
 export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
@@ -94,7 +99,10 @@ export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.
     subscription: pick('subscription', flags.subscription) ?? null,
     project: pick('project', flags.project) ?? null,
     allowBuckets: buckets,
-    sink: pick('sink', flags.sink) ?? 'duckdb:mlab-etl.duckdb',
+    sink: required(
+      pick('sink', flags.sink),
+      `--sink (or ${SERVE_ENV.sink}) is required: bigquery:PROJECT[.DATASET_PREFIX] in production, jsonl:DIR or duckdb:FILE for a trial`,
+    ),
     port: port === undefined ? 8080 : int(port, '--port', 0, 65535),
     maxInFlight: inFlight === undefined ? os.availableParallelism() : int(inFlight, '--max-in-flight', 1, 1000),
     gracePeriodSeconds: grace === undefined ? 60 : int(grace, '--grace-period', 0, 3600),
@@ -121,6 +129,7 @@ export async function startServe(
   const schemas = SchemaSet.load();
   const registry = await Registry.load(schemas);
   const metrics = new Metrics();
+  metrics.maxInFlight.set(config.maxInFlight);
   const observer = {
     request: (operation: string, seconds: number) =>
       metrics.sinkLatency.observe({ sink: 'bigquery', operation }, seconds),
@@ -136,6 +145,7 @@ export async function startServe(
     metrics,
     logger,
     allowBuckets: new Set(config.allowBuckets),
+    maxInFlight: config.maxInFlight,
     version: VERSION,
     gitCommit: GIT_COMMIT,
     ...(config.maxEntryBytes === null ? {} : { maxEntryBytes: config.maxEntryBytes }),

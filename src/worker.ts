@@ -28,18 +28,22 @@ export interface WorkerDeps {
   version: string;
   gitCommit: string | null;
   maxEntryBytes?: number;
+  /** Archives at once from push and manual requests (streaming pull is bounded by flow control). */
+  maxInFlight?: number;
   /** Resumes of a cut Cloud Storage stream before the archive is retried later. */
   maxResumes?: number;
   resumeBackoffMs?: (attempt: number) => number;
   stallTimeoutMs?: number;
 }
 
+const SUBSCRIPTION_ERROR_WINDOW_MS = 30_000;
+
 export class Worker {
   private inFlight = new Set<Promise<unknown>>();
   private stopping = false;
   private subscription: Subscription | null = null;
-  /** Set once the subscription's stream fails; cleared when a message arrives again. */
-  private subscriptionError: Error | null = null;
+  /** When the subscription's stream last failed; the client reconnects by itself, so it counts for a while only. */
+  private subscriptionErrorAt = 0;
 
   constructor(private readonly deps: WorkerDeps) {}
 
@@ -51,10 +55,16 @@ export class Worker {
     return this.stopping;
   }
 
+  /** Whether a push or manual request may start an archive now (pull is bounded by flow control). */
+  hasCapacity(): boolean {
+    return this.inFlight.size < (this.deps.maxInFlight ?? Infinity);
+  }
+
   /** Ready: subscribed without a stream error (or push-only), and the sink answers. */
   async ready(): Promise<boolean> {
     if (this.stopping) return false;
-    if (this.subscription !== null && (this.subscriptionError !== null || !this.subscription.isOpen)) return false;
+    const recentError = Date.now() - this.subscriptionErrorAt < SUBSCRIPTION_ERROR_WINDOW_MS;
+    if (this.subscription !== null && (recentError || !this.subscription.isOpen)) return false;
     return this.deps.sink.ready ? this.deps.sink.ready() : true;
   }
 
@@ -155,7 +165,7 @@ export class Worker {
   listen(subscription: Subscription): void {
     this.subscription = subscription;
     subscription.on('message', (m: Message) => {
-      this.subscriptionError = null;
+      this.subscriptionErrorAt = 0;
       if (this.stopping) {
         m.nack();
         return;
@@ -167,7 +177,7 @@ export class Worker {
       });
     });
     subscription.on('error', (err: Error) => {
-      this.subscriptionError = err;
+      this.subscriptionErrorAt = Date.now();
       this.deps.logger.log('ERROR', 'subscription error', { error: err.message });
     });
   }

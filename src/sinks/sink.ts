@@ -18,8 +18,13 @@ export interface TableRef {
   viewDataset: string;
 }
 
+/**
+ * The table of a datatype. Experiment names may hold `-` (the archive grammar allows it) but
+ * BigQuery dataset names may not: `-` becomes `_` in every sink, so names agree everywhere.
+ */
 export function tableFor(experiment: string, datatype: string): TableRef {
-  return { dataset: `raw_${experiment}`, table: datatype, viewDataset: experiment };
+  const dataset = experiment.replace(/-/g, '_');
+  return { dataset: `raw_${dataset}`, table: datatype, viewDataset: dataset };
 }
 
 export function tableName(ref: TableRef): string {
