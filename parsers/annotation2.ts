@@ -21,7 +21,7 @@ export default defineParser({
   accepts: (name) => name.endsWith('.json'),
 
   async *parse(input) {
-    const doc = await readOneJson(input.body);
+    const doc = await readOneJson(input.body, input.limits);
     if (!isRecord(doc) || typeof doc.UUID !== 'string' || doc.UUID === '') {
       throw new EtlError('invalid_record', 'an annotation needs a non-empty string UUID', { stage: 'parser' });
     }

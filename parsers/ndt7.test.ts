@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
 import { goldenCases, runGoldenCase } from '../src/golden.js';
+import { DEFAULT_LIMITS } from '../src/limits.js';
 import { PACKAGE_ROOT } from '../src/package-info.js';
 import { runQuery } from '../src/query.js';
 import { buildArchive } from '../src/testing/archives.js';
@@ -74,6 +75,7 @@ describe('ndt7 parser', () => {
           yield Buffer.from(JSON.stringify(doc));
         })(),
         archive: { url: 'file:///x', experiment: 'ndt', datatype: 'ndt7', date: '2020-03-18' },
+        limits: DEFAULT_LIMITS,
       },
       { skip: () => {} },
     ))

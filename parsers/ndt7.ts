@@ -57,7 +57,7 @@ export default defineParser({
   accepts: (name) => /\.json(\.gz)?$/.test(name) && path.posix.basename(name).includes('ndt7'),
 
   async *parse(input) {
-    const doc = await readOneJson(input.body);
+    const doc = await readOneJson(input.body, input.limits);
     if (!isRecord(doc))
       throw new EtlError('invalid_record', 'an ndt7 result must be a JSON object', { stage: 'parser' });
     const direction = isRecord(doc.Download) ? 'Download' : isRecord(doc.Upload) ? 'Upload' : null;

@@ -103,7 +103,7 @@ export default defineParser({
     const bugWindow = input.archive.date > LOCAL_OCTETS_BUG_AFTER && input.archive.date < LOCAL_OCTETS_BUG_BEFORE;
     const rows = new Map<string, SwitchRow & { ts: number }>();
 
-    for await (const { value, line } of jsonValues(input.body)) {
+    for await (const { value, line } of jsonValues(input.body, input.limits)) {
       const obj = metricObject(value, line);
       // DISCOv1 repeats the next hour's first window as its last sample, stamped at the window start.
       const samples = v1 && obj.sample.length > 0 ? obj.sample.slice(0, -1) : obj.sample;

@@ -7,6 +7,7 @@ import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { EtlError } from './errors.js';
+import { DEFAULT_LIMITS, type Limits } from './limits.js';
 
 export const DEFAULT_MAX_ENTRY_BYTES = 200 * 1024 * 1024;
 /** Node's default 16 KiB inflate chunk is up to 2x slower on archives of many small entries. */
@@ -16,8 +17,40 @@ const GZIP_MAGIC = [0x1f, 0x8b] as const;
 export interface ArchiveReaderOptions {
   /** Entries whose tar size is above this are skipped with entry_too_large. */
   maxEntryBytes?: number;
+  /** Decompression limits (see limits.ts); defaults apply to what is not given. */
+  limits?: Partial<
+    Pick<Limits, 'maxEntryInflatedBytes' | 'maxArchiveInflatedBytes' | 'maxInflateRatio' | 'ratioFloorBytes'>
+  >;
+  /** Epoch ms after which reading fails with archive_timeout. */
+  deadline?: number;
   /** Called with the number of archive bytes (as stored, compressed) read so far. */
   onBytes?: (n: number) => void;
+}
+
+type InflateLimits = Pick<
+  Limits,
+  'maxEntryInflatedBytes' | 'maxArchiveInflatedBytes' | 'maxInflateRatio' | 'ratioFloorBytes'
+>;
+
+/** Checks decompressed bytes against the size and ratio limits; `what` names the entry or the archive. */
+function checkInflated(
+  what: string,
+  inflated: number,
+  compressed: number,
+  max: number,
+  limits: InflateLimits,
+  stage: 'archive',
+): void {
+  if (inflated > max) {
+    throw new EtlError('inflated_too_large', `${what} decompresses to more than ${max} bytes`, { stage });
+  }
+  if (inflated > limits.ratioFloorBytes && compressed > 0 && inflated / compressed > limits.maxInflateRatio) {
+    throw new EtlError(
+      'decompression_bomb',
+      `${what}: ${inflated} bytes from ${compressed} compressed, a ratio above ${limits.maxInflateRatio}`,
+      { stage },
+    );
+  }
 }
 
 export interface ArchiveEntry {
@@ -75,10 +108,21 @@ function entryError(err: unknown, name: string): EtlError {
 }
 
 /** Yields the source's chunks, inflated when its first bytes are gzip's magic. */
-async function* decompressIfGzip(source: AsyncIterable<Buffer>, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
+async function* decompressIfGzip(
+  source: AsyncIterable<Buffer>,
+  limits: InflateLimits,
+  deadline: number,
+  onBytes?: (n: number) => void,
+): AsyncGenerator<Buffer> {
   let total = 0;
   const counted = async function* (): AsyncGenerator<Buffer> {
     for await (const chunk of source) {
+      if (Date.now() > deadline) {
+        throw new EtlError('archive_timeout', `still reading after its time budget, at byte ${total}`, {
+          stage: 'archive',
+          retryable: true,
+        });
+      }
       total += chunk.length;
       onBytes?.(total);
       yield chunk;
@@ -100,14 +144,24 @@ async function* decompressIfGzip(source: AsyncIterable<Buffer>, onBytes?: (n: nu
     yield* it;
   };
   if (!isGzip(first)) {
-    yield* rest();
+    let plain = 0;
+    for await (const chunk of rest()) {
+      plain += chunk.length;
+      checkInflated('the archive', plain, plain, limits.maxArchiveInflatedBytes, limits, 'archive');
+      yield chunk;
+    }
     return;
   }
   let failure: unknown = null;
   const inflated = pipeline(Readable.from(rest()), zlib.createGunzip({ chunkSize: INFLATE_CHUNK }), (err) => {
     if (err) failure = err;
   });
-  yield* inflated as AsyncIterable<Buffer>;
+  let out = 0;
+  for await (const chunk of inflated as AsyncIterable<Buffer>) {
+    out += chunk.length;
+    checkInflated('the archive', out, total, limits.maxArchiveInflatedBytes, limits, 'archive');
+    yield chunk;
+  }
   // A gzip stream cut short can end its readable side before the error is reported.
   if (failure !== null) throw archiveError(failure);
 }
@@ -118,12 +172,27 @@ class EntryBody {
   private readonly it: AsyncIterator<Buffer>;
   private done = false;
   private inflatedBytes = 0;
+  private storedBytes = 0;
 
   constructor(
     entry: AsyncIterable<Buffer>,
     readonly name: string,
+    private readonly limits: InflateLimits,
   ) {
     this.it = entry[Symbol.asyncIterator]();
+  }
+
+  /** Counts decompressed bytes; over a limit the entry fails (its rest is drained, not inflated). */
+  private count(chunk: Buffer): void {
+    this.inflatedBytes += chunk.length;
+    checkInflated(
+      this.name,
+      this.inflatedBytes,
+      this.storedBytes,
+      this.limits.maxEntryInflatedBytes,
+      this.limits,
+      'archive',
+    );
   }
 
   /** The stored bytes. Stopping early leaves the rest for drain(), never destroys the entry. */
@@ -140,6 +209,7 @@ class EntryBody {
     try {
       const r = await this.it.next();
       if (r.done) this.done = true;
+      else this.storedBytes += r.value.length;
       return r;
     } catch (err) {
       this.done = true;
@@ -150,7 +220,7 @@ class EntryBody {
 
   async *plain(): AsyncGenerator<Buffer> {
     for await (const chunk of this.raw()) {
-      this.inflatedBytes += chunk.length;
+      this.count(chunk);
       yield chunk;
     }
   }
@@ -159,7 +229,7 @@ class EntryBody {
     const inflated = pipeline(Readable.from(this.raw()), zlib.createGunzip({ chunkSize: INFLATE_CHUNK }), () => {});
     try {
       for await (const chunk of inflated as AsyncIterable<Buffer>) {
-        this.inflatedBytes += chunk.length;
+        this.count(chunk);
         yield chunk;
       }
     } catch (err) {
@@ -196,8 +266,9 @@ export async function* readArchive(
   options: ArchiveReaderOptions = {},
 ): AsyncGenerator<ArchiveItem> {
   const maxEntryBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  const limits: InflateLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const extract = tar.extract();
-  const input = Readable.from(decompressIfGzip(source, options.onBytes));
+  const input = Readable.from(decompressIfGzip(source, limits, options.deadline ?? Infinity, options.onBytes));
   let failure: unknown = null;
   pipeline(input, extract, (err) => {
     if (err) failure = err;
@@ -207,7 +278,7 @@ export async function* readArchive(
       const { header } = entry;
       const name = header.name;
       const size = header.size ?? 0;
-      const body = new EntryBody(entry as unknown as AsyncIterable<Buffer>, name);
+      const body = new EntryBody(entry as unknown as AsyncIterable<Buffer>, name, limits);
       try {
         if (header.type === 'directory') {
           yield { kind: 'skipped', name, size, reason: 'directory', message: 'directory entry' };

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_MAX_ENTRY_BYTES } from './archive-reader.js';
 import { EtlError } from './errors.js';
+import { LimitError, parseLimits, type Limits } from './limits.js';
 import { findArchives, localArchive } from './local-source.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
 import { processArchive, type ArchiveResult } from './pipeline.js';
@@ -38,6 +39,20 @@ const processIo: Io = {
 
 class UsageError extends Error {}
 
+/** Commander accumulator for repeatable options. */
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function limitsOrUsage(pairs: string[]): Partial<Limits> {
+  try {
+    return parseLimits(pairs);
+  } catch (err) {
+    if (err instanceof LimitError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 function positiveInt(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${name} ${value}: expected a positive integer`);
@@ -50,11 +65,13 @@ interface ParseOptions {
   experiment?: string;
   date?: string;
   maxEntryBytes: string;
+  limit?: string[];
   progress: boolean;
 }
 
 async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
   const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
+  const limits = limitsOrUsage(opts.limit ?? []);
   const toStdout = opts.sink === 'stdout';
   // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
   // --datatype is needed (nothing is stored, so the experiment and date only name the rows).
@@ -87,7 +104,7 @@ async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promis
     for (const source of sources) {
       const result = await processArchive(
         source,
-        { registry, schemas, sink, version: VERSION, gitCommit: GIT_COMMIT, maxEntryBytes },
+        { registry, schemas, sink, version: VERSION, gitCommit: GIT_COMMIT, maxEntryBytes, limits },
         { onBytes: (n) => progress.archiveBytes(n) },
       );
       progress.archiveDone(source.size ?? 0);
@@ -122,6 +139,11 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--experiment <name>', 'experiment, likewise')
     .option('--date <YYYY-MM-DD>', 'partition date, likewise')
     .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_MAX_ENTRY_BYTES))
+    .option(
+      '--limit <name=value>',
+      'change a safety limit (docs/errors.md), e.g. maxJsonDepth=100; repeatable',
+      collect,
+    )
     .option('--no-progress', 'do not draw progress on the terminal')
     .action(async (paths: string[], opts: ParseOptions) => {
       exitCode = await parseCommand(paths, opts, io);
@@ -138,7 +160,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option(
       '--allow-bucket <bucket>',
       `a bucket the worker may read; repeatable (env ${SERVE_ENV.allowBucket}, comma-separated)`,
-      (v: string, prev: string[] = []) => [...prev, v],
+      collect,
     )
     .option('--sink <spec>', `duckdb:FILE, jsonl:DIR or bigquery:PROJECT[.DATASET_PREFIX] (env ${SERVE_ENV.sink})`)
     .option('--port <n>', `HTTP port for /metrics, /healthz, /readyz, /push (env ${SERVE_ENV.port}, default 8080)`)
@@ -152,6 +174,11 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     )
     .option('--enable-v2-worker', `enable GET /v2/worker?filename=gs://... (env ${SERVE_ENV.enableV2Worker}=true)`)
     .option('--max-entry-bytes <n>', `skip entries larger than this (env ${SERVE_ENV.maxEntryBytes})`)
+    .option(
+      '--limit <name=value>',
+      `change a safety limit, e.g. archiveTimeoutMs=600000; repeatable (env ${SERVE_ENV.limit}, comma-separated)`,
+      collect,
+    )
     .option(
       '--read-stall-timeout <seconds>',
       `resume a Cloud Storage read that delivers nothing for this long (env ${SERVE_ENV.readStallTimeout}, default 60)`,

@@ -9,6 +9,7 @@ import { createReadStream, existsSync, readdirSync, readFileSync, statSync } fro
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { EtlError, toEtlError } from './errors.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { stringifyBigQuery } from './lossless-json.js';
 import type { Parser } from './parser-api.js';
 
@@ -84,6 +85,7 @@ export async function runGoldenCase(parser: Parser, c: GoldenCase): Promise<Gold
         pax: {},
         body,
         archive: { url: `file://${c.input}`, experiment: c.experiment, datatype: c.datatype, date: c.date },
+        limits: DEFAULT_LIMITS,
       },
       context,
     );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EtlError } from './errors.js';
-import { jsonValues } from './json-stream.js';
+import { depthOf, jsonLines, jsonValues } from './json-stream.js';
 
 async function* chunked(text: string, size: number): AsyncGenerator<Buffer> {
   const bytes = Buffer.from(text);
@@ -64,5 +64,22 @@ describe('jsonValues', () => {
   it('yields nothing for an empty or blank entry', async () => {
     expect(await collect('')).toEqual([]);
     expect(await collect(' \n\n ')).toEqual([]);
+  });
+});
+
+describe('JSON limits', () => {
+  it('fails a value nested deeper than the limit with json_too_deep, not a stack overflow', async () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const err = await collect(`{"ok":1}\n${deep}\n`).catch((e: unknown) => e);
+    expect((err as EtlError).code).toBe('json_too_deep');
+    const out = [];
+    for await (const l of jsonLines(chunked(`{"ok":1}\n${deep}\n{"ok":2}\n`, 4096), { maxJsonDepth: 256 })) {
+      out.push('error' in l ? l.error.code : l.value);
+    }
+    expect(out).toEqual([{ ok: 1 }, 'json_too_deep', { ok: 2 }]);
+  });
+
+  it('measures depth outside strings only', () => {
+    expect(depthOf('{"a":"[[[[[[","b":[[1]]}')).toBe(3);
   });
 });

@@ -5,14 +5,17 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { EtlError } from './errors.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { parseLossless } from './lossless-json.js';
 
 export interface JsonValuesOptions {
   /** Largest value, in UTF-16 code units of its text, before the entry fails with record_too_large. */
   maxValueChars?: number;
+  /** Deepest nesting of arrays and objects before the entry (or line) fails with json_too_deep. */
+  maxJsonDepth?: number;
 }
 
-export const DEFAULT_MAX_VALUE_CHARS = 64 * 1024 * 1024;
+export const DEFAULT_MAX_VALUE_CHARS = DEFAULT_LIMITS.maxValueChars;
 
 /** A parsed top-level value with where it started (1-based line) for error messages. */
 export interface JsonValue {
@@ -30,6 +33,7 @@ export async function* jsonValues(
   options: JsonValuesOptions = {},
 ): AsyncGenerator<JsonValue> {
   const maxChars = options.maxValueChars ?? DEFAULT_MAX_VALUE_CHARS;
+  const maxDepth = options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
   const decoder = new StringDecoder('utf8');
   let pending = ''; // text of the value being read (from its first character)
   let depth = 0;
@@ -140,8 +144,13 @@ export async function* jsonValues(
         i = m.index + 1;
         const c = text.charCodeAt(m.index);
         if (c === 0x22) inString = true;
-        else if (c === 0x7b || c === 0x5b) depth++;
-        else if (--depth === 0) {
+        else if (c === 0x7b || c === 0x5b) {
+          if (++depth > maxDepth) {
+            throw new EtlError('json_too_deep', `line ${line}: JSON nested deeper than ${maxDepth} levels`, {
+              stage: 'parser',
+            });
+          }
+        } else if (--depth === 0) {
           closedAt = i;
           break;
         }
@@ -200,6 +209,7 @@ export async function* jsonLines(
   options: JsonValuesOptions = {},
 ): AsyncGenerator<JsonLine> {
   const maxChars = options.maxValueChars ?? DEFAULT_MAX_VALUE_CHARS;
+  const maxDepth = options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
   const decoder = new StringDecoder('utf8');
   let pending = '';
   let line = 0;
@@ -212,6 +222,15 @@ export async function* jsonLines(
       if (t.charCodeAt(0) === 0xfeff) t = t.slice(1);
     }
     if (t.trim() === '') return null;
+    if (t.length > maxDepth && depthOf(t) > maxDepth) {
+      return {
+        line,
+        text: t.slice(0, EXCERPT),
+        error: new EtlError('json_too_deep', `line ${line}: JSON nested deeper than ${maxDepth} levels`, {
+          stage: 'parser',
+        }),
+      };
+    }
     try {
       return { line, value: parseLossless(t) };
     } catch (err) {
@@ -244,4 +263,17 @@ export async function* jsonLines(
     const r = one(pending);
     if (r) yield r;
   }
+}
+
+/** The deepest nesting of arrays and objects in JSON text (strings skipped). */
+export function depthOf(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  const re = /"(?:[^"\\]|\\.)*"|[{}[\]]/g;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const c = m[0].charCodeAt(0);
+    if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (c !== 0x22) depth--;
+  }
+  return deepest;
 }

@@ -4,6 +4,7 @@
  * every row against `schemas/<datatype>.json` and stores it.
  */
 import type { ErrorCode } from './errors.js';
+import type { JsonLimits } from './limits.js';
 
 /** The archive an entry comes from, as its path says. */
 export interface ArchiveInfo {
@@ -24,6 +25,8 @@ export interface ParserInput {
   /** The entry's bytes, already gunzipped for `.gz` names. Read it once, in chunks. */
   body: AsyncIterable<Buffer>;
   archive: ArchiveInfo;
+  /** Limits for reading JSON: pass them to jsonValues / jsonLines / readOneJson. */
+  limits: JsonLimits;
 }
 
 /** A row as a parser makes it: `id` plus the datatype's own columns (`a`, `raw`, ...). */

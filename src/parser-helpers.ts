@@ -1,11 +1,12 @@
 /** Helpers for parsers: reading JSON documents and shaping values the way the tables expect. */
 import { EtlError } from './errors.js';
 import { jsonValues } from './json-stream.js';
+import type { JsonLimits } from './limits.js';
 
 /** The one JSON document of an entry (an ndt7 result, an annotation). None, or more than one, fails the entry. */
-export async function readOneJson(body: AsyncIterable<Buffer>): Promise<unknown> {
+export async function readOneJson(body: AsyncIterable<Buffer>, limits?: Partial<JsonLimits>): Promise<unknown> {
   let found: { value: unknown } | null = null;
-  for await (const v of jsonValues(body)) {
+  for await (const v of jsonValues(body, limits)) {
     if (found !== null) {
       throw new EtlError('invalid_json', `line ${v.line}: more than one JSON document in the entry`, {
         stage: 'parser',

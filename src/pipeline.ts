@@ -8,9 +8,10 @@
  * only; the ledger record is written after the archive's rows and rejects.
  */
 import type { ArchiveIdentity } from './archive-path.js';
-import { DEFAULT_MAX_ENTRY_BYTES, readArchive, type ArchiveEntry } from './archive-reader.js';
+import { readArchive, type ArchiveEntry } from './archive-reader.js';
 import { EtlError, toEtlError, type ErrorCode } from './errors.js';
 import { excerpt, type ArchiveRecord, type RejectRecord } from './ledger.js';
+import { limitsWith, type Limits } from './limits.js';
 import type { Parser, ParserContext } from './parser-api.js';
 import type { Registry } from './registry.js';
 import { assembleRow, checkRows, rowKey, type Provenance, type Row } from './rows.js';
@@ -38,6 +39,8 @@ export interface PipelineConfig {
   version: string;
   gitCommit: string | null;
   maxEntryBytes?: number;
+  /** Limits (limits.ts); defaults for what is not given. */
+  limits?: Partial<Limits>;
   /** Rows validated and handed to the sink at a time. */
   batchRows?: number;
   now?: () => Date;
@@ -68,6 +71,8 @@ export interface ProcessHooks {
 const REJECTS_BATCH = 1000;
 /** Archive-level failures surfacing while an entry is read: they end the archive, not just the entry. */
 const ARCHIVE_CODES = new Set<ErrorCode>([
+  'archive_timeout',
+  'too_many_entries',
   'truncated_archive',
   'corrupt_archive',
   'sink_error',
@@ -79,6 +84,7 @@ const ARCHIVE_CODES = new Set<ErrorCode>([
 
 /** Archive-level failures worth another attempt later (the service or a fixed schema may be back). */
 const RETRYABLE_CODES = new Set<ErrorCode>([
+  'archive_timeout',
   'sink_error',
   'source_unavailable',
   'schema_incompatible',
@@ -91,7 +97,9 @@ export async function processArchive(
   hooks: ProcessHooks = {},
 ): Promise<ArchiveResult> {
   const now = config.now ?? (() => new Date());
+  const limits = limitsWith(config.limits);
   const startedAt = now();
+  const deadline = startedAt.getTime() + limits.archiveTimeoutMs;
   const started = startedAt.toISOString();
   const record: ArchiveRecord = {
     archive_url: source.url,
@@ -142,11 +150,18 @@ export async function processArchive(
     await sink.prepareTable(table);
 
     const entries = readArchive(source.open(), {
-      maxEntryBytes: config.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
+      maxEntryBytes: config.maxEntryBytes ?? limits.maxEntryBytes,
+      limits,
+      deadline,
       ...(hooks.onBytes ? { onBytes: hooks.onBytes } : {}),
     });
     for await (const item of entries) {
       record.entries_seen++;
+      if (record.entries_seen > limits.maxEntriesPerArchive) {
+        throw new EtlError('too_many_entries', `more than ${limits.maxEntriesPerArchive} entries`, {
+          stage: 'archive',
+        });
+      }
       if (item.kind === 'skipped') {
         if (item.reason === 'directory') {
           record.directories++;
@@ -172,6 +187,8 @@ export async function processArchive(
           record,
           reject,
           batchRows: config.batchRows ?? 500,
+          limits,
+          deadline,
           generation: source.generation,
           provenance: {
             Version: config.version,
@@ -231,6 +248,9 @@ interface EntryState {
   batchRows: number;
   provenance: Provenance;
   generation: string | null;
+  limits: Limits;
+  /** Epoch ms: past it, the archive fails with archive_timeout. */
+  deadline: number;
 }
 
 async function parseEntry(
@@ -280,6 +300,7 @@ async function parseEntry(
       pax: entry.pax,
       body: entry.body,
       archive: { url: identity.url, experiment: identity.experiment, datatype: identity.datatype, date: identity.date },
+      limits: state.limits,
     },
     context,
   );
@@ -290,8 +311,21 @@ async function parseEntry(
           stage: 'parser',
         });
       }
+      if (index + batch.length >= state.limits.maxRowsPerEntry) {
+        throw new EtlError('too_many_rows', `more than ${state.limits.maxRowsPerEntry} rows from one entry`, {
+          stage: 'parser',
+        });
+      }
       batch.push(assembleRow(parsed, identity.date, state.provenance));
-      if (batch.length >= state.batchRows) await flush();
+      if (batch.length >= state.batchRows) {
+        await flush();
+        if (Date.now() > state.deadline) {
+          throw new EtlError('archive_timeout', 'the archive took longer than its time budget', {
+            stage: 'parser',
+            retryable: true,
+          });
+        }
+      }
     }
   } finally {
     // Rows and skips gathered before a failure are kept: they are real, and the entry is marked failed.

@@ -29,7 +29,7 @@ export default defineParser({
   accepts: (name) => name.endsWith('.jsonl'),
 
   async *parse(input, context) {
-    for await (const item of jsonLines(input.body)) {
+    for await (const item of jsonLines(input.body, input.limits)) {
       if ('error' in item) {
         context.skip('invalid_json', item.error.message, item.text);
         continue;

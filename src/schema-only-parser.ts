@@ -43,7 +43,7 @@ export function schemaOnlyParser(datatype: string, meta: SchemaMeta): Parser {
     description: meta.parserDescription ?? `${datatype} (schema-only: one JSON record a line, id from ${pointer})`,
     accepts: (name) => accepts.test(name),
     async *parse(input, context) {
-      for await (const item of jsonLines(input.body)) {
+      for await (const item of jsonLines(input.body, input.limits)) {
         if ('error' in item) {
           context.skip('invalid_json', item.error.message, item.text);
           continue;

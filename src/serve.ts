@@ -6,6 +6,7 @@ import os from 'node:os';
 import { Duration, PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { startHttpServer } from './http-server.js';
+import { LimitError, parseLimits, type Limits } from './limits.js';
 import { jsonLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
@@ -28,6 +29,8 @@ export interface ServeConfig {
   gracePeriodSeconds: number;
   enableManualWorker: boolean;
   maxEntryBytes: number | null;
+  /** Safety limits changed from their defaults (limits.ts). */
+  limits: Partial<Limits>;
   /** A Cloud Storage read that delivers nothing for this long is resumed. */
   readStallSeconds: number;
 }
@@ -43,6 +46,7 @@ export interface ServeFlags {
   gracePeriod?: string;
   enableV2Worker?: boolean;
   maxEntryBytes?: string;
+  limit?: string[];
   readStallTimeout?: string;
 }
 
@@ -57,6 +61,7 @@ export const SERVE_ENV = {
   gracePeriod: 'MLAB_ETL_GRACE_PERIOD',
   enableV2Worker: 'MLAB_ETL_ENABLE_V2_WORKER',
   maxEntryBytes: 'MLAB_ETL_MAX_ENTRY_BYTES',
+  limit: 'MLAB_ETL_LIMITS',
   readStallTimeout: 'MLAB_ETL_READ_STALL_TIMEOUT',
 } as const;
 
@@ -66,6 +71,15 @@ function int(value: string, option: string, min: number, max: number): number {
     throw new ConfigError(`${option} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
   }
   return n;
+}
+
+function limitsOf(pairs: string[]): Partial<Limits> {
+  try {
+    return parseLimits(pairs);
+  } catch (err) {
+    if (err instanceof LimitError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 function required(value: string | undefined, message: string): string {
@@ -108,6 +122,7 @@ export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.
     gracePeriodSeconds: grace === undefined ? 60 : int(grace, '--grace-period', 0, 3600),
     enableManualWorker: manual,
     maxEntryBytes: maxEntry === undefined ? null : int(maxEntry, '--max-entry-bytes', 1, Number.MAX_SAFE_INTEGER),
+    limits: limitsOf(flags.limit ?? (env[SERVE_ENV.limit] ? [env[SERVE_ENV.limit] as string] : [])),
     readStallSeconds: stall === undefined ? 60 : int(stall, '--read-stall-timeout', 1, 3600),
   };
 }
@@ -149,6 +164,7 @@ export async function startServe(
     version: VERSION,
     gitCommit: GIT_COMMIT,
     ...(config.maxEntryBytes === null ? {} : { maxEntryBytes: config.maxEntryBytes }),
+    limits: config.limits,
     stallTimeoutMs: config.readStallSeconds * 1000,
   });
   const server = await startHttpServer(worker, metrics, logger, {

@@ -113,6 +113,7 @@ beforeAll(async () => {
       enableManualWorker: false,
       maxEntryBytes: null,
       readStallSeconds: 5,
+      limits: {},
     },
     {
       logger: silentLogger,

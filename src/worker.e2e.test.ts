@@ -90,6 +90,7 @@ function config(out: string, subscription: string | null, overrides: Partial<Ser
     enableManualWorker: true,
     maxEntryBytes: null,
     readStallSeconds: 1,
+    limits: {},
     ...overrides,
   };
 }

@@ -9,6 +9,7 @@ import type { Storage } from '@google-cloud/storage';
 import { toEtlError } from './errors.js';
 import type { Disposition, TaskOutcome } from './dispositions.js';
 import { gcsArchive, gcsUrl, type GcsObjectRef } from './gcs-source.js';
+import type { Limits } from './limits.js';
 import type { Logger } from './log.js';
 import { triggerOf, type PubSubLikeMessage } from './messages.js';
 import type { Metrics } from './metrics.js';
@@ -28,6 +29,7 @@ export interface WorkerDeps {
   version: string;
   gitCommit: string | null;
   maxEntryBytes?: number;
+  limits?: Partial<Limits>;
   /** Archives at once from push and manual requests (streaming pull is bounded by flow control). */
   maxInFlight?: number;
   /** Resumes of a cut Cloud Storage stream before the archive is retried later. */
@@ -92,6 +94,7 @@ export class Worker {
           version: deps.version,
           gitCommit: deps.gitCommit,
           ...(deps.maxEntryBytes === undefined ? {} : { maxEntryBytes: deps.maxEntryBytes }),
+          ...(deps.limits ? { limits: deps.limits } : {}),
         });
         deps.metrics.recordArchive(result);
         const r = result.record;

@@ -1,0 +1,73 @@
+/**
+ * Limits that keep a crafted or broken archive from taking the worker down: each has a safe
+ * default, is configurable, and fails with its own error code (docs/errors.md).
+ */
+
+export interface JsonLimits {
+  /** Largest JSON value or line, in characters of text (record_too_large). */
+  maxValueChars: number;
+  /** Deepest nesting of arrays and objects (json_too_deep). */
+  maxJsonDepth: number;
+}
+
+export interface Limits extends JsonLimits {
+  /** Entries larger than this as stored are skipped (entry_too_large): M-Lab's worker skips above 200 MiB. */
+  maxEntryBytes: number;
+  /** Decompressed bytes of one entry (inflated_too_large). */
+  maxEntryInflatedBytes: number;
+  /** Decompressed bytes of a whole archive (inflated_too_large). */
+  maxArchiveInflatedBytes: number;
+  /** Decompressed over compressed bytes, once past `ratioFloorBytes` (decompression_bomb). gzip cannot exceed about 1032. */
+  maxInflateRatio: number;
+  /** Below this many decompressed bytes the ratio is not checked: small, very regular files compress well. */
+  ratioFloorBytes: number;
+  /** Rows from one entry (too_many_rows). */
+  maxRowsPerEntry: number;
+  /** Entries in one archive, directories included (too_many_entries). */
+  maxEntriesPerArchive: number;
+  /** Wall-clock budget of one archive, in ms (archive_timeout, retried later). */
+  archiveTimeoutMs: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULT_LIMITS: Limits = {
+  maxEntryBytes: 200 * MiB,
+  maxEntryInflatedBytes: 4 * 1024 * MiB,
+  maxArchiveInflatedBytes: 64 * 1024 * MiB,
+  maxInflateRatio: 200,
+  ratioFloorBytes: 64 * MiB,
+  maxValueChars: 64 * MiB,
+  maxJsonDepth: 256,
+  maxRowsPerEntry: 10_000_000,
+  maxEntriesPerArchive: 1_000_000,
+  archiveTimeoutMs: 60 * 60 * 1000,
+};
+
+export function limitsWith(overrides: Partial<Limits> = {}): Limits {
+  return { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}
+
+export class LimitError extends Error {
+  override name = 'LimitError';
+}
+
+/** `name=value` pairs (`--limit maxJsonDepth=100`, or comma-separated in an environment variable). */
+export function parseLimits(pairs: string[]): Partial<Limits> {
+  const out: Partial<Limits> = {};
+  for (const pair of pairs
+    .flatMap((p) => p.split(','))
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [name, value] = pair.split('=', 2);
+    if (name === undefined || !(name in DEFAULT_LIMITS)) {
+      throw new LimitError(`--limit ${pair}: unknown limit; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
+    }
+    const n = Number(value);
+    if (value === undefined || !/^\d+(\.\d+)?$/.test(value) || !(n > 0) || !Number.isFinite(n)) {
+      throw new LimitError(`--limit ${pair}: expected ${name}=<positive number>`);
+    }
+    out[name as keyof Limits] = n;
+  }
+  return out;
+}
