@@ -3,6 +3,7 @@
  * or `bigquery:PROJECT[.DATASET_PREFIX]` (datasets `<prefix>raw_<experiment>`, `<prefix><experiment>`,
  * `<prefix>mlab_etl`).
  */
+import { OAuth2Client } from 'google-auth-library';
 import type { SchemaSet } from '../schema.js';
 import { BigQuerySink, type BigQuerySinkOptions } from './bigquery-sink.js';
 import { DEFAULT_DUCKDB_FILE, DuckDbSink } from './duckdb-sink.js';
@@ -45,7 +46,7 @@ export async function openSink(
       // Project ids may hold a domain (example.com:project), so the prefix is after the last dot.
       const m = BIGQUERY_TARGET.exec(target);
       if (!m?.[1]) throw new SinkSpecError('--sink bigquery:PROJECT[.DATASET_PREFIX], e.g. bigquery:mlab-sandbox.dev_');
-      return BigQuerySink.open({ ...bigquery, projectId: m[1], ...(m[2] ? { datasetPrefix: m[2] } : {}), schemas });
+      return BigQuerySink.open({ ...endpointFromEnv(), ...bigquery, projectId: m[1], ...(m[2] ? { datasetPrefix: m[2] } : {}), schemas });
     }
     case 'stdout':
       return new StdoutSink(
@@ -57,4 +58,19 @@ export async function openSink(
         `--sink ${spec}: expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout`,
       );
   }
+}
+
+/**
+ * Another BigQuery endpoint than Google's, from the environment: for trials against a local server
+ * that speaks BigQuery's REST API (the tests' server), never needed in production.
+ * MLAB_ETL_BIGQUERY_API_ENDPOINT=http://127.0.0.1:PORT and MLAB_ETL_BIGQUERY_ACCESS_TOKEN=<any token>.
+ */
+function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<BigQueryConnection> {
+  const apiEndpoint = env.MLAB_ETL_BIGQUERY_API_ENDPOINT;
+  if (!apiEndpoint) return {};
+  const token = env.MLAB_ETL_BIGQUERY_ACCESS_TOKEN;
+  if (!token) return { apiEndpoint };
+  const authClient = new OAuth2Client();
+  authClient.setCredentials({ access_token: token, expiry_date: Date.now() + 365 * 24 * 3600 * 1000 });
+  return { apiEndpoint, authClient };
 }
