@@ -180,6 +180,14 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       collect,
     )
     .option(
+      '--push-audience <audience>',
+      `require Pub/Sub OIDC tokens with this audience on POST /push (env ${SERVE_ENV.pushAudience})`,
+    )
+    .option(
+      '--push-service-account <email>',
+      `and signed for this service account (env ${SERVE_ENV.pushServiceAccount})`,
+    )
+    .option(
       '--read-stall-timeout <seconds>',
       `resume a Cloud Storage read that delivers nothing for this long (env ${SERVE_ENV.readStallTimeout}, default 60)`,
     )

@@ -9,6 +9,7 @@ import { EtlError } from './errors.js';
 import type { Logger } from './log.js';
 import { parseGsUrl, pushMessage } from './messages.js';
 import type { Metrics } from './metrics.js';
+import type { PushAuthenticator } from './push-auth.js';
 import type { Worker } from './worker.js';
 
 const MAX_PUSH_BODY = 1024 * 1024;
@@ -17,6 +18,8 @@ export interface HttpOptions {
   port: number;
   host?: string;
   enableManualWorker: boolean;
+  /** When set, POST /push requires a valid Pub/Sub OIDC token. */
+  pushAuth?: PushAuthenticator | undefined;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
@@ -71,6 +74,15 @@ export async function startHttpServer(
       const ready = await worker.ready().catch(() => false);
       send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     } else if (req.method === 'POST' && url.pathname === '/push') {
+      if (options.pushAuth) {
+        const auth = await options.pushAuth.verify(req.headers.authorization);
+        if (!auth.ok) {
+          metrics.messages.inc({ trigger: 'push', outcome: 'unauthenticated' });
+          logger.log('WARNING', 'push refused', { reason: auth.reason });
+          send(res, auth.status, { status: 'unauthenticated' });
+          return;
+        }
+      }
       if (worker.isStopping) {
         send(res, 503, { status: 'stopping' });
         return;

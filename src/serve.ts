@@ -9,6 +9,7 @@ import { startHttpServer } from './http-server.js';
 import { LimitError, parseLimits, type Limits } from './limits.js';
 import { jsonLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { PushAuthenticator } from './push-auth.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
 import { Registry } from './registry.js';
 import { SchemaSet } from './schema.js';
@@ -33,6 +34,9 @@ export interface ServeConfig {
   limits: Partial<Limits>;
   /** A Cloud Storage read that delivers nothing for this long is resumed. */
   readStallSeconds: number;
+  /** Audience required of push OIDC tokens; push is unauthenticated when null. */
+  pushAudience: string | null;
+  pushServiceAccount: string | null;
 }
 
 /** Raw option values from commander: flags win over the environment. */
@@ -48,6 +52,8 @@ export interface ServeFlags {
   maxEntryBytes?: string;
   limit?: string[];
   readStallTimeout?: string;
+  pushAudience?: string;
+  pushServiceAccount?: string;
 }
 
 /** The options' environment variables, as documented in README's Operating section. */
@@ -63,6 +69,8 @@ export const SERVE_ENV = {
   maxEntryBytes: 'MLAB_ETL_MAX_ENTRY_BYTES',
   limit: 'MLAB_ETL_LIMITS',
   readStallTimeout: 'MLAB_ETL_READ_STALL_TIMEOUT',
+  pushAudience: 'MLAB_ETL_PUSH_AUDIENCE',
+  pushServiceAccount: 'MLAB_ETL_PUSH_SERVICE_ACCOUNT',
 } as const;
 
 function int(value: string, option: string, min: number, max: number): number {
@@ -111,6 +119,8 @@ export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.
     flags.enableV2Worker ?? ['1', 'true', 'yes'].includes((env[SERVE_ENV.enableV2Worker] ?? '').toLowerCase());
   return {
     subscription: pick('subscription', flags.subscription) ?? null,
+    pushAudience: pick('pushAudience', flags.pushAudience) ?? null,
+    pushServiceAccount: pick('pushServiceAccount', flags.pushServiceAccount) ?? null,
     project: pick('project', flags.project) ?? null,
     allowBuckets: buckets,
     sink: required(
@@ -138,7 +148,12 @@ export interface ServeHandle {
 /** Starts the worker; `handleSignals` makes SIGTERM/SIGINT stop it gracefully. */
 export async function startServe(
   config: ServeConfig,
-  options: { logger?: Logger; handleSignals?: boolean; bigquery?: BigQueryConnection } = {},
+  options: {
+    logger?: Logger;
+    handleSignals?: boolean;
+    bigquery?: BigQueryConnection;
+    pushCerts?: Record<string, string>;
+  } = {},
 ): Promise<ServeHandle> {
   const logger = options.logger ?? jsonLogger();
   const schemas = SchemaSet.load();
@@ -167,9 +182,17 @@ export async function startServe(
     limits: config.limits,
     stallTimeoutMs: config.readStallSeconds * 1000,
   });
+  const pushAuth = config.pushAudience
+    ? new PushAuthenticator({
+        audience: config.pushAudience,
+        serviceAccount: config.pushServiceAccount ?? undefined,
+        ...(options.pushCerts ? { certs: options.pushCerts } : {}),
+      })
+    : undefined;
   const server = await startHttpServer(worker, metrics, logger, {
     port: config.port,
     enableManualWorker: config.enableManualWorker,
+    pushAuth,
   });
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -114,6 +114,8 @@ beforeAll(async () => {
       maxEntryBytes: null,
       readStallSeconds: 5,
       limits: {},
+      pushAudience: null,
+      pushServiceAccount: null,
     },
     {
       logger: silentLogger,

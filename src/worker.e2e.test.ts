@@ -91,6 +91,8 @@ function config(out: string, subscription: string | null, overrides: Partial<Ser
     maxEntryBytes: null,
     readStallSeconds: 1,
     limits: {},
+    pushAudience: null,
+    pushServiceAccount: null,
     ...overrides,
   };
 }
@@ -286,6 +288,36 @@ describe('HTTP triggers', () => {
     );
     expect(await get('')).toBe(400);
     expect(await get(`?filename=gs://${BUCKET}/ndt/ndt7/2020/03/18/README.txt`)).toBe(400);
+  });
+});
+
+describe('push authentication', () => {
+  it('refuses push requests without a valid OIDC token when an audience is required', async () => {
+    const { generateKeyPairSync, createSign } = await import('node:crypto');
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const certs = { k1: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+    const audience = 'https://worker.example/push';
+    const account = 'push@p.iam.gserviceaccount.com';
+    const handle = await startServe(
+      { ...config(tmp(), null), pushAudience: audience, pushServiceAccount: account },
+      { logger: silentLogger, pushCerts: certs },
+    );
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const body = `${enc({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${enc({ iss: 'https://accounts.google.com', aud: audience, email: account, email_verified: true, iat: now, exp: now + 600 })}`;
+      const jwt = `${body}.${createSign('RSA-SHA256').update(body).sign(privateKey).toString('base64url')}`;
+      const message = {
+        data: Buffer.from(JSON.stringify({ filename: `gs://${BUCKET}/${SWITCH}` })).toString('base64'),
+      };
+      const post = (headers: Record<string, string>) =>
+        fetch(`http://127.0.0.1:${handle.port}/push`, { method: 'POST', headers, body: JSON.stringify({ message }) });
+      expect((await post({})).status).toBe(401);
+      expect((await post({ authorization: `Bearer ${jwt.slice(0, -2)}xx` })).status).toBe(403);
+      expect((await post({ authorization: `Bearer ${jwt}` })).status).toBe(200);
+    } finally {
+      await handle.stop();
+    }
   });
 });
 

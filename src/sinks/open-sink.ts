@@ -46,7 +46,13 @@ export async function openSink(
       // Project ids may hold a domain (example.com:project), so the prefix is after the last dot.
       const m = BIGQUERY_TARGET.exec(target);
       if (!m?.[1]) throw new SinkSpecError('--sink bigquery:PROJECT[.DATASET_PREFIX], e.g. bigquery:mlab-sandbox.dev_');
-      return BigQuerySink.open({ ...endpointFromEnv(), ...bigquery, projectId: m[1], ...(m[2] ? { datasetPrefix: m[2] } : {}), schemas });
+      return BigQuerySink.open({
+        ...endpointFromEnv(),
+        ...bigquery,
+        projectId: m[1],
+        ...(m[2] ? { datasetPrefix: m[2] } : {}),
+        schemas,
+      });
     }
     case 'stdout':
       return new StdoutSink(
