@@ -12,15 +12,12 @@ import { LimitError, parseLimits, type Limits } from './limits.js';
 import { findArchives, localArchive } from './local-source.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
 import { processArchive, type ArchiveResult } from './pipeline.js';
-import { formatTable, runQuery } from './query.js';
 import { Registry } from './registry.js';
 import { bigQuerySchema, SchemaSet } from './schema.js';
-import { DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
+import { DEFAULT_DUCKDB_FILE, DEFAULT_SINK, openSink, SinkSpecError } from './sinks/open-sink.js';
 import { tableFor, tableName } from './sinks/sink.js';
-import { DEFAULT_DUCKDB_FILE } from './sinks/duckdb-sink.js';
-import { reprocess } from './reprocess.js';
 import { scaffoldParser, ScaffoldError } from './scaffold.js';
-import { ConfigError, SERVE_ENV, serveConfig, startServe, type ServeFlags } from './serve.js';
+import { ConfigError, SERVE_ENV, serveConfig, type ServeFlags } from './serve-config.js';
 import { schemaMarkdown } from './schema-docs.js';
 import { formatSummary, Progress } from './summary.js';
 
@@ -199,6 +196,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
         if (err instanceof ConfigError) throw new UsageError(err.message);
         throw err;
       }
+      // The cloud client libraries load only for the commands that use them.
+      const { startServe } = await import('./serve.js');
       const handle = await startServe(config, { handleSignals: true });
       // Archives past the grace period were nacked: exit without finishing them.
       process.exit(await handle.done);
@@ -249,6 +248,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
         opts: { topic: string; from?: string; to?: string; project?: string; dryRun?: boolean },
       ) => {
         let lastDraw = 0;
+        // The cloud client libraries load only for the commands that use them.
+        const { reprocess } = await import('./reprocess.js');
         const result = await reprocess({
           prefixUrl: prefix,
           topic: opts.topic,
@@ -278,6 +279,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--db <file>', 'DuckDB file', DEFAULT_DUCKDB_FILE)
     .option('--json', 'one JSON object per row instead of a table')
     .action(async (sql: string, opts: { db: string; json?: boolean }) => {
+      const { formatTable, runQuery } = await import('./query.js');
       const result = await runQuery(opts.db, sql);
       if (opts.json) io.stdout(result.rows.map((r) => JSON.stringify(r)).join('\n') + (result.rows.length ? '\n' : ''));
       else io.stdout(`${formatTable(result)}\n`);

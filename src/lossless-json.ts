@@ -47,20 +47,29 @@ function restore(value: unknown, tag: string): unknown {
   return value;
 }
 
+/**
+ * Integer literals of 16+ digits in value position, found without tracking strings. A match inside
+ * a string gets quotes inserted into that string, which always makes the text invalid JSON: then
+ * the string-aware (slower) rewrite runs instead, so the fast path can never change a string.
+ */
+const LONG_INT_VALUE = /(?<=[:,[]\s*)-?\d{16,}(?=\s*[,\]}])/g;
+
 /** Parses JSON text, integers exact. Throws SyntaxError like JSON.parse. */
 export function parseLossless(text: string): unknown {
   if (!LONG_DIGITS.test(text)) return JSON.parse(text);
   const tag = chooseTag(text);
   if (tag === null) throw new SyntaxError('text escapes every control character; cannot parse losslessly');
   const tagEscape = `\\u${tag.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  let rewritten = false;
-  const tagged = text.replace(STRING_OR_LONG_INT, (match: string, digits: string | undefined) => {
-    if (digits === undefined) return match;
-    rewritten = true;
-    return `"${tagEscape}${digits}"`;
-  });
-  const value: unknown = JSON.parse(tagged);
-  return rewritten ? restore(value, tag) : value;
+  let value: unknown;
+  try {
+    value = JSON.parse(text.replace(LONG_INT_VALUE, `"${tagEscape}$&"`));
+  } catch {
+    const tagged = text.replace(STRING_OR_LONG_INT, (match: string, digits: string | undefined) =>
+      digits === undefined ? match : `"${tagEscape}${digits}"`,
+    );
+    value = JSON.parse(tagged);
+  }
+  return restore(value, tag);
 }
 
 /** JSON text of a value holding bigints: integers outside +/-2^53 as decimal strings (BigQuery's JSON rule for INT64). */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { manualStatus, pushStatus } from './dispositions.js';
 import { EtlError } from './errors.js';
 import { pushMessage, triggerOf } from './messages.js';
-import { ConfigError, serveConfig } from './serve.js';
+import { ConfigError, serveConfig } from './serve-config.js';
 
 const NAME = 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz';
 

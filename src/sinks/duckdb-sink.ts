@@ -19,9 +19,17 @@ import { duckdbType, quoteIdent, type SchemaSet } from '../schema.js';
 import { planView } from '../views.js';
 import type { CommitResult, Sink, TableRef } from './sink.js';
 
-export const DEFAULT_DUCKDB_FILE = 'mlab-etl.duckdb';
-/** Rows buffered on disk before a load, so a huge archive does not wait for its end. */
-const LOAD_EVERY_ROWS = 250_000;
+export const DEFAULT_DUCKDB_MEMORY = '256MB';
+/**
+ * Largest row text read_json accepts (it buffers twice this). Above BigQuery's 10 MB row limit, so
+ * rows BigQuery would take fit; a larger row makes the archive's commit fail with sink_error.
+ */
+const MAX_ROW_TEXT = 16 * 1024 * 1024;
+/**
+ * Bytes of rows buffered on disk before a load. Small loads keep DuckDB's working memory (it
+ * reads the whole file of a load) bounded whatever the archive size.
+ */
+const LOAD_EVERY_BYTES = 16 * 1024 * 1024;
 
 function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
@@ -33,6 +41,7 @@ interface Pending {
   file: string;
   stream: WriteStream;
   rows: number;
+  bytes: number;
 }
 
 export interface DuckDbSinkOptions {
@@ -60,9 +69,13 @@ export class DuckDbSink implements Sink {
   }
 
   static async open(file: string, schemas: SchemaSet, options: DuckDbSinkOptions = {}): Promise<DuckDbSink> {
-    const config: Record<string, string> = {};
-    if (options.memoryLimit) config.memory_limit = options.memoryLimit;
-    if (options.threads) config.threads = String(options.threads);
+    // DuckDB's defaults (80% of RAM, all cores) suit analytics, not a loader running beside the
+    // parser: bounded memory keeps the whole process flat, and insertion order is not needed.
+    const config: Record<string, string> = {
+      memory_limit: options.memoryLimit ?? DEFAULT_DUCKDB_MEMORY,
+      threads: String(options.threads ?? 1),
+      preserve_insertion_order: 'false',
+    };
     let instance: DuckDBInstance;
     try {
       instance = await DuckDBInstance.create(file, config);
@@ -123,14 +136,15 @@ export class DuckDbSink implements Sink {
     let p = this.pending.get(target);
     if (!p) {
       const file = path.join(this.tmp, `${++this.seq}.jsonl`);
-      p = { target, schema, file, stream: createWriteStream(file), rows: 0 };
+      p = { target, schema, file, stream: createWriteStream(file), rows: 0, bytes: 0 };
       this.pending.set(target, p);
     }
     const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
     const stream = p.stream;
     await new Promise<void>((resolve, reject) => stream.write(text, (err) => (err ? reject(err) : resolve())));
     p.rows += values.length;
-    if (p.rows >= LOAD_EVERY_ROWS && this.pending.get(target) === p) {
+    p.bytes += text.length;
+    if (p.bytes >= LOAD_EVERY_BYTES && this.pending.get(target) === p) {
       this.pending.delete(target);
       await this.exclusive(() => this.load([p]));
     }
@@ -147,7 +161,7 @@ export class DuckDbSink implements Sink {
         .map((f) => `${sqlString(f.name)}: ${sqlString(duckdbType(f))}`)
         .join(', ');
       await this.conn.run(
-        `INSERT INTO ${p.target} BY NAME SELECT * FROM read_json(${sqlString(p.file)}, format = 'newline_delimited', maximum_object_size = 268435456, columns = {${columns}})`,
+        `INSERT INTO ${p.target} BY NAME SELECT * FROM read_json(${sqlString(p.file)}, format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${columns}})`,
       );
       rmSync(p.file, { force: true });
     }
@@ -182,7 +196,8 @@ export class DuckDbSink implements Sink {
           await this.load(batch);
           await this.conn.run('COMMIT');
         } catch (err) {
-          await this.conn.run('ROLLBACK');
+          // DuckDB may already have aborted the transaction: the original error is what matters.
+          await this.conn.run('ROLLBACK').catch(() => undefined);
           throw err;
         }
       });

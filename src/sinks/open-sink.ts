@@ -3,14 +3,15 @@
  * or `bigquery:PROJECT[.DATASET_PREFIX]` (datasets `<prefix>raw_<experiment>`, `<prefix><experiment>`,
  * `<prefix>mlab_etl`).
  */
-import { OAuth2Client } from 'google-auth-library';
 import type { SchemaSet } from '../schema.js';
-import { BigQuerySink, type BigQuerySinkOptions } from './bigquery-sink.js';
-import { DEFAULT_DUCKDB_FILE, DuckDbSink } from './duckdb-sink.js';
+import type { BigQuerySinkOptions } from './bigquery-sink.js';
+
 import { JsonlSink } from './jsonl-sink.js';
 import type { Sink } from './sink.js';
 import { StdoutSink } from './stdout-sink.js';
 
+/** The local database `parse` and `query` use unless told otherwise. */
+export const DEFAULT_DUCKDB_FILE = 'mlab-etl.duckdb';
 export const DEFAULT_SINK = `duckdb:${DEFAULT_DUCKDB_FILE}`;
 
 export class SinkSpecError extends Error {
@@ -37,8 +38,11 @@ export async function openSink(
   const kind = colon === -1 ? spec : spec.slice(0, colon);
   const target = colon === -1 ? '' : spec.slice(colon + 1);
   switch (kind) {
-    case 'duckdb':
+    case 'duckdb': {
+      // DuckDB's native module is large: loaded only for the DuckDB sink.
+      const { DuckDbSink } = await import('./duckdb-sink.js');
       return DuckDbSink.open(target || DEFAULT_DUCKDB_FILE, schemas);
+    }
     case 'jsonl':
       if (!target) throw new SinkSpecError('--sink jsonl:DIR needs a directory');
       return new JsonlSink(target);
@@ -46,8 +50,10 @@ export async function openSink(
       // Project ids may hold a domain (example.com:project), so the prefix is after the last dot.
       const m = BIGQUERY_TARGET.exec(target);
       if (!m?.[1]) throw new SinkSpecError('--sink bigquery:PROJECT[.DATASET_PREFIX], e.g. bigquery:mlab-sandbox.dev_');
+      // Loaded only when used: the client library is a noticeable share of a short parse's time.
+      const { BigQuerySink } = await import('./bigquery-sink.js');
       return BigQuerySink.open({
-        ...endpointFromEnv(),
+        ...(await endpointFromEnv()),
         ...bigquery,
         projectId: m[1],
         ...(m[2] ? { datasetPrefix: m[2] } : {}),
@@ -71,11 +77,12 @@ export async function openSink(
  * that speaks BigQuery's REST API (the tests' server), never needed in production.
  * MLAB_ETL_BIGQUERY_API_ENDPOINT=http://127.0.0.1:PORT and MLAB_ETL_BIGQUERY_ACCESS_TOKEN=<any token>.
  */
-function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<BigQueryConnection> {
+async function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Partial<BigQueryConnection>> {
   const apiEndpoint = env.MLAB_ETL_BIGQUERY_API_ENDPOINT;
   if (!apiEndpoint) return {};
   const token = env.MLAB_ETL_BIGQUERY_ACCESS_TOKEN;
   if (!token) return { apiEndpoint };
+  const { OAuth2Client } = await import('google-auth-library');
   const authClient = new OAuth2Client();
   authClient.setCredentials({ access_token: token, expiry_date: Date.now() + 365 * 24 * 3600 * 1000 });
   return { apiEndpoint, authClient };
