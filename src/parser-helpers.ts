@@ -1,21 +1,48 @@
 /** Helpers for parsers: reading JSON documents and shaping values the way the tables expect. */
 import { EtlError } from './errors.js';
-import { jsonValues } from './json-stream.js';
+import { depthOf } from './json-stream.js';
+import { DEFAULT_LIMITS } from './limits.js';
+import { parseLossless } from './lossless-json.js';
 import type { JsonLimits } from './limits.js';
 
-/** The one JSON document of an entry (an ndt7 result, an annotation). None, or more than one, fails the entry. */
+/**
+ * The one JSON document of an entry (an ndt7 result, an annotation), parsed in one call: the
+ * document is needed whole anyway, and one parse is much cheaper than scanning it value by value.
+ * None, more than one, or text that is not JSON fails the entry.
+ */
 export async function readOneJson(body: AsyncIterable<Buffer>, limits?: Partial<JsonLimits>): Promise<unknown> {
-  let found: { value: unknown } | null = null;
-  for await (const v of jsonValues(body, limits)) {
-    if (found !== null) {
-      throw new EtlError('invalid_json', `line ${v.line}: more than one JSON document in the entry`, {
+  const maxChars = limits?.maxValueChars ?? DEFAULT_LIMITS.maxValueChars;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    // Bytes bound characters from above: over the limit in bytes may still fit in characters, so check both.
+    if (size > maxChars * 4) {
+      throw new EtlError('record_too_large', `the JSON document exceeds ${maxChars} characters`, { stage: 'parser' });
+    }
+    chunks.push(chunk);
+  }
+  let text = Buffer.concat(chunks, size).toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.length > maxChars) {
+    throw new EtlError('record_too_large', `the JSON document exceeds ${maxChars} characters`, { stage: 'parser' });
+  }
+  if (text.trim() === '') throw new EtlError('invalid_json', 'the entry holds no JSON document', { stage: 'parser' });
+  const maxDepth = limits?.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
+  try {
+    return parseLossless(text);
+  } catch (err) {
+    if (err instanceof RangeError || (text.length > maxDepth && depthOf(text) > maxDepth)) {
+      throw new EtlError('json_too_deep', `JSON nested deeper than ${maxDepth} levels`, {
         stage: 'parser',
+        cause: err,
       });
     }
-    found = v;
+    throw new EtlError('invalid_json', `${(err as Error).message}; text: ${text.slice(0, 200)}`, {
+      stage: 'parser',
+      cause: err,
+    });
   }
-  if (found === null) throw new EtlError('invalid_json', 'the entry holds no JSON document', { stage: 'parser' });
-  return found.value;
 }
 
 export function isRecord(v: unknown): v is Record<string, unknown> {

@@ -8,6 +8,8 @@
  * rejects and ledger record in one transaction. Per-row inserts are an order of magnitude slower.
  */
 import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
@@ -136,12 +138,14 @@ export class DuckDbSink implements Sink {
     let p = this.pending.get(target);
     if (!p) {
       const file = path.join(this.tmp, `${++this.seq}.jsonl`);
-      p = { target, schema, file, stream: createWriteStream(file), rows: 0, bytes: 0 };
+      p = { target, schema, file, stream: createWriteStream(file, { highWaterMark: 1024 * 1024 }), rows: 0, bytes: 0 };
+      // Errors surface where the stream is waited on (drain, finished); this keeps them from being uncaught.
+      p.stream.on('error', () => undefined);
       this.pending.set(target, p);
     }
     const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
-    const stream = p.stream;
-    await new Promise<void>((resolve, reject) => stream.write(text, (err) => (err ? reject(err) : resolve())));
+    // Backpressure only: the load that follows ends the stream and waits for every write.
+    if (!p.stream.write(text)) await once(p.stream, 'drain');
     p.rows += values.length;
     p.bytes += text.length;
     if (p.bytes >= LOAD_EVERY_BYTES && this.pending.get(target) === p) {
@@ -153,9 +157,8 @@ export class DuckDbSink implements Sink {
   /** Inserts the buffered files into their tables (the caller has taken them out of `pending`). */
   private async load(batch: Pending[]): Promise<void> {
     for (const p of batch) {
-      await new Promise<void>((resolve, reject) =>
-        p.stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
-      );
+      p.stream.end();
+      await finished(p.stream);
       const columns = this.schemas
         .fields(p.schema)
         .map((f) => `${sqlString(f.name)}: ${sqlString(duckdbType(f))}`)

@@ -5,6 +5,7 @@
  * Files are appended to; a reprocessed archive's rows appear again with a newer parser.Time.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
 import path from 'node:path';
 import { EtlError } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
@@ -15,6 +16,7 @@ import type { CommitResult, Sink, TableRef } from './sink.js';
 export class JsonlSink implements Sink {
   readonly description: string;
   private readonly files = new Map<string, WriteStream>();
+  private readonly failures = new Map<string, Error>();
 
   constructor(private readonly dir: string) {
     this.description = `jsonl:${dir}`;
@@ -25,29 +27,42 @@ export class JsonlSink implements Sink {
     if (!s) {
       const file = path.join(this.dir, relative);
       mkdirSync(path.dirname(file), { recursive: true });
-      s = createWriteStream(file, { flags: 'a' });
+      s = createWriteStream(file, { flags: 'a', highWaterMark: 1024 * 1024 });
+      s.on('error', (err) => this.failures.set(relative, err));
       this.files.set(relative, s);
     }
     return s;
   }
 
+  private sinkError(relative: string, err: Error): EtlError {
+    return new EtlError('sink_error', `${this.description}/${relative}: ${err.message}`, {
+      stage: 'sink',
+      cause: err,
+      retryable: true,
+    });
+  }
+
+  /** Writes without waiting for each write: only the stream's buffer limit slows the parser. */
   private async append(relative: string, values: unknown[]): Promise<void> {
     if (values.length === 0) return;
-    const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
     const s = this.stream(relative);
-    await new Promise<void>((resolve, reject) => {
-      s.write(text, (err) =>
-        err
-          ? reject(
-              new EtlError('sink_error', `${this.description}/${relative}: ${err.message}`, {
-                stage: 'sink',
-                cause: err,
-                retryable: true,
-              }),
-            )
-          : resolve(),
-      );
-    });
+    const failed = this.failures.get(relative);
+    if (failed) throw this.sinkError(relative, failed);
+    const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
+    if (!s.write(text)) await once(s, 'drain');
+  }
+
+  /** Resolves once every write so far has reached the OS; rejects with the first write error. */
+  private async flush(): Promise<void> {
+    await Promise.all(
+      [...this.files.entries()].map(
+        ([relative, s]) =>
+          new Promise<void>((resolve, reject) =>
+            s.write('', (err) => (err ? reject(this.sinkError(relative, err)) : resolve())),
+          ),
+      ),
+    );
+    for (const [relative, err] of this.failures) throw this.sinkError(relative, err);
   }
 
   async prepareTable(ref: TableRef): Promise<void> {
@@ -63,8 +78,10 @@ export class JsonlSink implements Sink {
   }
 
   async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
-    // Every write above has already been handed to the OS (its callback ran); the ledger line comes last.
+    // The ledger line is written only once every row and reject before it has reached the OS.
+    await this.flush();
     await this.append('_archives.jsonl', [record]);
+    await this.flush();
     return { record, rejected: {} };
   }
 
