@@ -16,6 +16,9 @@ export type LosslessNumber = number | bigint;
 
 /** An integer literal as `number` when it is safe, `bigint` when it is not. */
 export function exactInteger(literal: string): LosslessNumber {
+  // 17 or more digits are always beyond 2^53 (9007199254740992 has 16): no need to try a number.
+  const digits = literal.charCodeAt(0) === 0x2d ? literal.length - 1 : literal.length;
+  if (digits > 16) return BigInt(literal);
   const n = Number(literal);
   return Number.isSafeInteger(n) ? n : BigInt(literal);
 }
@@ -72,11 +75,25 @@ export function parseLossless(text: string): unknown {
   return restore(value, tag);
 }
 
-/** JSON text of a value holding bigints: integers outside +/-2^53 as decimal strings (BigQuery's JSON rule for INT64). */
-export function stringifyBigQuery(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? bigintToJson(v) : v));
+/**
+ * BigQuery's JSON for a bigint: a number within +/-2^53, a decimal string beyond. Installed as
+ * BigInt.prototype.toJSON (where nothing else defined one), so JSON.stringify serialises rows
+ * natively: a replacer function called for every value made serialising the largest single cost.
+ * Without it JSON.stringify throws on bigints, so no working code relied on the absence.
+ */
+function bigintToJson(this: bigint): number | string {
+  const v = this.valueOf();
+  return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v.toString();
 }
 
-function bigintToJson(v: bigint): number | string {
-  return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v.toString();
+const bigintProto = BigInt.prototype as unknown as { toJSON?: unknown };
+const nativeToJson = bigintProto.toJSON === undefined;
+if (nativeToJson) {
+  Object.defineProperty(BigInt.prototype, 'toJSON', { value: bigintToJson, writable: true, configurable: true });
+}
+
+/** JSON text of a value holding bigints: integers outside +/-2^53 as decimal strings (BigQuery's JSON rule for INT64). */
+export function stringifyBigQuery(value: unknown): string {
+  if (nativeToJson) return JSON.stringify(value);
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? bigintToJson.call(v) : v));
 }
