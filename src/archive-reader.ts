@@ -141,6 +141,10 @@ async function* decompressIfGzip(
     headLen += r.value.length;
   }
   const first = Buffer.concat(head);
+  if (first.length === 0) {
+    // M-Lab never uploads an empty object; an empty tar still holds its end blocks.
+    throw new EtlError('corrupt_archive', 'the archive is empty (0 bytes)', { stage: 'archive' });
+  }
   const rest = async function* (): AsyncGenerator<Buffer> {
     if (first.length > 0) yield first;
     yield* it;
@@ -311,12 +315,21 @@ export async function* readArchive(
     for await (const entry of extract) {
       const { header } = entry;
       const name = header.name;
-      const size = header.size ?? 0;
+      const size = header.size;
+      // tar-stream decodes a size it cannot read (bad base-256) as null, then waits for a body forever.
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        throw new EtlError('corrupt_archive', `${name}: the tar header's size field is not a size`, {
+          stage: 'archive',
+        });
+      }
+      if (header.type === 'directory') {
+        // A directory holds no data; draining a body its header claims would wait forever.
+        yield { kind: 'skipped', name, size, reason: 'directory', message: 'directory entry' };
+        continue;
+      }
       const body = new EntryBody(entry as unknown as AsyncIterable<Buffer>, name, limits);
       try {
-        if (header.type === 'directory') {
-          yield { kind: 'skipped', name, size, reason: 'directory', message: 'directory entry' };
-        } else if (header.type !== 'file' && header.type !== 'contiguous-file') {
+        if (header.type !== 'file' && header.type !== 'contiguous-file') {
           yield {
             kind: 'skipped',
             name,

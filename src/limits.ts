@@ -10,7 +10,12 @@ export interface JsonLimits {
   maxJsonDepth: number;
 }
 
-export interface Limits extends JsonLimits {
+/** What a parser is given: JSON limits, and the bound on the rows it may hold for one entry. */
+export interface ParserLimits extends JsonLimits {
+  maxRowsPerEntry: number;
+}
+
+export interface Limits extends ParserLimits {
   /** Entries larger than this as stored are skipped (entry_too_large): M-Lab's worker skips above 200 MiB. */
   maxEntryBytes: number;
   /** Decompressed bytes of one entry (inflated_too_large). */
@@ -21,8 +26,6 @@ export interface Limits extends JsonLimits {
   maxInflateRatio: number;
   /** Below this many decompressed bytes the ratio is not checked: small, very regular files compress well. */
   ratioFloorBytes: number;
-  /** Rows from one entry (too_many_rows). */
-  maxRowsPerEntry: number;
   /** Entries in one archive, directories included (too_many_entries). */
   maxEntriesPerArchive: number;
   /** Wall-clock budget of one archive, in ms (archive_timeout, retried later). */
@@ -37,7 +40,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxArchiveInflatedBytes: 64 * 1024 * MiB,
   maxInflateRatio: 200,
   ratioFloorBytes: 64 * MiB,
-  maxValueChars: 64 * MiB,
+  // One JSON value is parsed whole: 16 MiB of `[{},{},...]` is already ~300 MB of heap.
+  maxValueChars: 16 * MiB,
   maxJsonDepth: 256,
   maxRowsPerEntry: 10_000_000,
   maxEntriesPerArchive: 1_000_000,

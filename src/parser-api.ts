@@ -4,7 +4,7 @@
  * every row against `schemas/<datatype>.json` and stores it.
  */
 import type { ErrorCode } from './errors.js';
-import type { JsonLimits } from './limits.js';
+import type { ParserLimits } from './limits.js';
 
 /** The archive an entry comes from, as its path says. */
 export interface ArchiveInfo {
@@ -26,7 +26,7 @@ export interface ParserInput {
   body: AsyncIterable<Buffer>;
   archive: ArchiveInfo;
   /** Limits for reading JSON: pass them to jsonValues / jsonLines / readOneJson. */
-  limits: JsonLimits;
+  limits: ParserLimits;
 }
 
 /** A row as a parser makes it: `id` plus the datatype's own columns (`a`, `raw`, ...). */

@@ -203,8 +203,12 @@ export async function processArchive(
         record.entries_parsed++;
       } catch (err) {
         const e = toEtlError(err, 'parser_error', 'parser');
-        if (ARCHIVE_CODES.has(e.code)) throw e;
         record.entries_failed++;
+        if (ARCHIVE_CODES.has(e.code)) {
+          // The entry being read when the archive failed is counted and named too.
+          await reject({ entry: item.name, code: e.code, message: e.message });
+          throw e;
+        }
         failures.push({ entry: item.name, code: e.code, message: e.message });
         await reject({ entry: item.name, code: e.code, message: e.message });
       } finally {
