@@ -15,6 +15,7 @@ const INFLATE_CHUNK = 64 * 1024;
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
 /** .gz entries up to this size as stored are inflated in one call rather than streamed. */
 const SMALL_GZ_ENTRY = 256 * 1024;
+const TAR_BLOCK = 512;
 
 export interface ArchiveReaderOptions {
   /** Entries whose tar size is above this are skipped with entry_too_large. */
@@ -149,13 +150,16 @@ async function* decompressIfGzip(
     if (first.length > 0) yield first;
     yield* it;
   };
+  const tail = new TarTail();
   if (!isGzip(first)) {
     let plain = 0;
     for await (const chunk of rest()) {
       plain += chunk.length;
       checkInflated('the archive', plain, plain, limits.maxArchiveInflatedBytes, limits, 'archive');
+      tail.push(chunk);
       yield chunk;
     }
+    tail.check();
     return;
   }
   let failure: unknown = null;
@@ -166,10 +170,33 @@ async function* decompressIfGzip(
   for await (const chunk of inflated as AsyncIterable<Buffer>) {
     out += chunk.length;
     checkInflated('the archive', out, total, limits.maxArchiveInflatedBytes, limits, 'archive');
+    tail.push(chunk);
     yield chunk;
   }
   // A gzip stream cut short can end its readable side before the error is reported.
   if (failure !== null) throw archiveError(failure);
+  tail.check();
+}
+
+/**
+ * The last block of a tar stream. A tar ends with zero blocks; one that ends on an entry's data
+ * was cut at an entry boundary, which tar-stream takes for a complete archive.
+ */
+class TarTail {
+  private last: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): void {
+    this.last =
+      chunk.length >= TAR_BLOCK
+        ? chunk.subarray(chunk.length - TAR_BLOCK)
+        : Buffer.concat([this.last, chunk]).subarray(-TAR_BLOCK);
+  }
+
+  check(): void {
+    if (this.last.length === TAR_BLOCK && this.last.some((b) => b !== 0)) {
+      throw new EtlError('truncated_archive', 'the tar ends without its end-of-archive blocks', { stage: 'archive' });
+    }
+  }
 }
 
 class EntryBody {

@@ -744,10 +744,14 @@ describe('hostile Pub/Sub messages', () => {
   });
 });
 
-describe('known gaps', () => {
-  for (const c of CASES.filter((x) => x.known_gap)) {
-    const gap = c.known_gap as NonNullable<HostileCase['known_gap']>;
-    const wanted = `${c.expect.ledger_status} ${c.expect.error_code}${c.expect.rejects.length ? `, rejects ${c.expect.rejects.join(', ')}` : ''}`;
-    it.todo(`${c.name}: should be ${wanted}; now ${gap.seen}; fix: ${gap.fix}`);
-  }
-});
+// Cases whose code is still wrong are kept as todos, so they stay visible until fixed.
+const knownGaps = CASES.filter((x) => x.known_gap);
+if (knownGaps.length > 0) {
+  describe('known gaps', () => {
+    for (const c of knownGaps) {
+      const gap = c.known_gap as NonNullable<HostileCase['known_gap']>;
+      const wanted = `${c.expect.ledger_status} ${c.expect.error_code}${c.expect.rejects.length ? `, rejects ${c.expect.rejects.join(', ')}` : ''}`;
+      it.todo(`${c.name}: should be ${wanted}; now ${gap.seen}; fix: ${gap.fix}`);
+    }
+  });
+}
