@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
-import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { silentLogger } from './log.js';
+import { dummyAuthClient, waitFor } from './testing/helpers.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { runQuery } from './query.js';
 import { startServe, type ServeHandle } from './serve.js';
@@ -37,21 +37,7 @@ let storage: Storage;
 let topic: Topic;
 let handle: ServeHandle;
 
-function authClient(): OAuth2Client {
-  const auth = new OAuth2Client();
-  auth.setCredentials({ access_token: 'test', expiry_date: Date.now() + 3_600_000 });
-  return auth;
-}
-
-async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const authClient = dummyAuthClient;
 
 type Json = Record<string, unknown>;
 const rows = (dataset: string, table: string): Json[] =>

@@ -1,14 +1,14 @@
 // The production worker end to end, against the real Pub/Sub emulator and the Storage emulator
 // (behind a proxy that can cut or slow downloads), with real M-Lab archives.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { silentLogger } from './log.js';
+import { readJsonl, tempDir, waitFor } from './testing/helpers.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { startServe, type ServeConfig, type ServeHandle } from './serve.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from './testing/gcs-fault-proxy.js';
@@ -36,23 +36,7 @@ let pubsub: PubSub;
 let storage: Storage;
 let counter = 0;
 
-async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function lines(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const lines = readJsonl;
 
 async function upload(bucket: string, name: string, bytes: Buffer): Promise<{ generation: string; size: number }> {
   const file = storage.bucket(bucket).file(name);
@@ -97,9 +81,7 @@ function config(out: string, subscription: string | null, overrides: Partial<Ser
   };
 }
 
-function tmp(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-worker-'));
-}
+const tmp = (): string => tempDir('worker');
 
 beforeAll(async () => {
   [pubsubEmu, gcsEmu] = await Promise.all([startPubSubEmulator(), startGcsEmulator()]);

@@ -1,0 +1,36 @@
+/** Small helpers the end-to-end tests share. */
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { OAuth2Client } from 'google-auth-library';
+
+/** Polls until `f` gives a truthy value; fails naming what it waited for after `timeoutMs`. */
+export async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function tempDir(tag = 'test'): string {
+  return mkdtempSync(path.join(os.tmpdir(), `mlab-etl-${tag}-`));
+}
+
+/** The records of a JSONL file; none when it does not exist yet. */
+export function readJsonl(file: string): Record<string, unknown>[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** An auth client holding a dummy token: what the BigQuery client needs to talk to the test server. */
+export function dummyAuthClient(): OAuth2Client {
+  const auth = new OAuth2Client();
+  auth.setCredentials({ access_token: 'test', expiry_date: Date.now() + 3_600_000 });
+  return auth;
+}
