@@ -16,12 +16,6 @@ const SITE = /s1[-.]([a-z]{3}[0-9t]{2})/;
 const SUFFIXES = ['switch.json', 'switch.jsonl', 'switch.json.gz', 'switch.jsonl.gz'];
 const V2_SUFFIXES = ['switch.jsonl', 'switch.jsonl.gz'];
 
-/**
- * Rows one file may group, whatever maxRowsPerEntry allows: every row stays in memory until the
- * file ends (rows are sorted by time), and a real DISCO file holds 30 (v2) to 360 (v1) timestamps.
- */
-const MAX_ROWS = 100_000;
-
 /** DISCOv2 collected octets.local.{rx,tx} wrongly for archives dated strictly between these days. */
 const LOCAL_OCTETS_BUG_AFTER = '2020-09-09';
 const LOCAL_OCTETS_BUG_BEFORE = '2022-01-19';
@@ -108,7 +102,8 @@ export default defineParser({
     const v1 = !V2_SUFFIXES.some((s) => input.name.endsWith(s));
     const bugWindow = input.archive.date > LOCAL_OCTETS_BUG_AFTER && input.archive.date < LOCAL_OCTETS_BUG_BEFORE;
     const rows = new Map<string, SwitchRow & { ts: number }>();
-    const maxRows = Math.min(input.limits.maxRowsPerEntry, MAX_ROWS);
+    // Every row stays in memory until the file ends (rows come out sorted by time).
+    const maxRows = Math.min(input.limits.maxRowsPerEntry, input.limits.maxGroupedRows);
 
     for await (const { value, line } of jsonValues(input.body, input.limits)) {
       const obj = metricObject(value, line);

@@ -13,6 +13,11 @@ export interface JsonLimits {
 /** What a parser is given: JSON limits, and the bound on the rows it may hold for one entry. */
 export interface ParserLimits extends JsonLimits {
   maxRowsPerEntry: number;
+  /**
+   * Rows a parser may hold in memory for one entry before it can emit them (the switch parser
+   * groups a whole file by timestamp): too_many_rows beyond. A real DISCO file has 30 to 360.
+   */
+  maxGroupedRows: number;
 }
 
 export interface Limits extends ParserLimits {
@@ -44,6 +49,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxValueChars: 16 * MiB,
   maxJsonDepth: 256,
   maxRowsPerEntry: 10_000_000,
+  maxGroupedRows: 100_000,
   maxEntriesPerArchive: 1_000_000,
   archiveTimeoutMs: 60 * 60 * 1000,
 };
