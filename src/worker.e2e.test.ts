@@ -305,6 +305,30 @@ describe('push authentication', () => {
   });
 });
 
+describe('a subscription created after the worker starts', () => {
+  it('is pulled once it exists: the closed subscription is reopened', async () => {
+    const out = tmp();
+    const id = `late-${Date.now()}`;
+    const [topic] = await pubsub.createTopic(`archives-${id}`);
+    const handle = await startServe(config(out, `projects/${pubsubEmu.projectId}/subscriptions/worker-${id}`), {
+      logger: silentLogger,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      await topic.createSubscription(`worker-${id}`, { ackDeadlineSeconds: 10 });
+      await notify(topic, BUCKET, SWITCH);
+      const record = await waitFor(
+        'the archive pulled late',
+        () => lines(path.join(out, '_archives.jsonl'))[0],
+        45_000,
+      );
+      expect(record).toMatchObject({ status: 'ok', rows_written: 30 });
+    } finally {
+      await handle.stop();
+    }
+  }, 60_000);
+});
+
 describe('reprocess', () => {
   it('publishes one message per archive under a prefix within the dates, which the worker parses again', async () => {
     const out = tmp();

@@ -67,7 +67,31 @@ export class Worker {
     if (this.stopping) return false;
     const recentError = Date.now() - this.subscriptionErrorAt < SUBSCRIPTION_ERROR_WINDOW_MS;
     if (this.subscription !== null && (recentError || !this.subscription.isOpen)) return false;
+    if (this.subscription !== null && !(await this.pubsubReachable(this.subscription))) return false;
     return this.deps.sink.ready ? this.deps.sink.ready() : true;
+  }
+
+  private reachable: { at: number; ok: boolean } = { at: 0, ok: true };
+
+  /**
+   * Asks Pub/Sub for the subscription (cached 3 s): the client retries broken streams by itself
+   * and reports them only as debug events, so an outage is otherwise invisible here.
+   */
+  private async pubsubReachable(subscription: Subscription): Promise<boolean> {
+    if (Date.now() - this.reachable.at < 3_000) return this.reachable.ok;
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      subscription.getMetadata().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), 2_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.reachable = { at: Date.now(), ok };
+    return ok;
   }
 
   /** Processes one archive; never throws. */
@@ -167,6 +191,20 @@ export class Worker {
   /** Streaming pull: each message is processed and then acked or nacked; flow control bounds how many at once. */
   listen(subscription: Subscription): void {
     this.subscription = subscription;
+    // The client closes the subscription for good on some errors (e.g. it did not exist yet):
+    // open it again with a backoff, so the worker resumes pulling once it can.
+    let reopenDelay = 1_000;
+    subscription.on('close', () => {
+      if (this.stopping) return;
+      this.deps.logger.log('WARNING', 'subscription closed; reopening', { inSeconds: reopenDelay / 1000 });
+      setTimeout(() => {
+        if (!this.stopping && !subscription.isOpen) subscription.open();
+      }, reopenDelay).unref();
+      reopenDelay = Math.min(reopenDelay * 2, 60_000);
+    });
+    subscription.on('message', () => {
+      reopenDelay = 1_000;
+    });
     subscription.on('message', (m: Message) => {
       this.subscriptionErrorAt = 0;
       if (this.stopping) {

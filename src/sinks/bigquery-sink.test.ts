@@ -590,6 +590,29 @@ describe('retries', () => {
   );
 });
 
+describe('concurrent setup', () => {
+  it('reports a failed table setup as sink_error to every archive waiting on it', async () => {
+    const { sink } = await open({ retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+    try {
+      server.faults.failNext(10, { status: 503, reason: 'backendError', route: 'any' });
+      const results = await Promise.allSettled([sink.prepareTable(PROBE), sink.prepareTable(PROBE)]);
+      server.faults.clear();
+      for (const r of results) {
+        expect(r.status).toBe('rejected');
+        const err = (r as PromiseRejectedResult).reason as EtlError;
+        expect(err).toBeInstanceOf(EtlError);
+        expect(err.code).toBe('sink_error');
+        expect(err.retryable).toBe(true);
+      }
+      // Not cached as failed: the next attempt prepares the table.
+      await sink.prepareTable(PROBE);
+    } finally {
+      server.faults.clear();
+      await sink.close();
+    }
+  });
+});
+
 describe('per-row errors', () => {
   it(
     'sends rows BigQuery refuses to the rejects with its reason, and re-sends the rows it stopped because of them',

@@ -438,11 +438,8 @@ export class BigQuerySink implements Sink {
       await p;
       return [];
     }
-    p = run();
-    this.prepared.set(key, p);
-    try {
-      return await p;
-    } catch (err) {
+    // The error is shaped inside the shared promise: every caller waiting on it gets a sink_error.
+    p = run().catch((err: unknown) => {
       this.prepared.delete(key);
       if (err instanceof EtlError) throw err;
       throw new EtlError('sink_error', `${this.description}: cannot prepare ${key}: ${describe(err)}`, {
@@ -450,7 +447,9 @@ export class BigQuerySink implements Sink {
         cause: err,
         retryable: classify(err) === 'retry',
       });
-    }
+    });
+    this.prepared.set(key, p);
+    return await p;
   }
 
   private async ensureDataset(dataset: string): Promise<SetupAction[]> {
