@@ -21,7 +21,12 @@ import { duckdbType, quoteIdent, type SchemaSet } from '../schema.js';
 import { planView } from '../views.js';
 import type { CommitResult, Sink, TableRef } from './sink.js';
 
-export const DEFAULT_DUCKDB_MEMORY = '256MB';
+/**
+ * DuckDB's own memory limit (MLAB_ETL_DUCKDB_MEMORY_LIMIT changes it). Below about 1 GB its automatic
+ * checkpoint of these nested rows can run out of memory, which invalidates the database file's
+ * instance (seen with 256 MB on a 500 MB ndt7 archive).
+ */
+export const DEFAULT_DUCKDB_MEMORY = '1GB';
 /**
  * Largest row text read_json accepts (it buffers twice this). Above BigQuery's 10 MB row limit, so
  * rows BigQuery would take fit; a larger row makes the archive's commit fail with sink_error.

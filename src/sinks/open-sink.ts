@@ -41,7 +41,8 @@ export async function openSink(
     case 'duckdb': {
       // DuckDB's native module is large: loaded only for the DuckDB sink.
       const { DuckDbSink } = await import('./duckdb-sink.js');
-      return DuckDbSink.open(target || DEFAULT_DUCKDB_FILE, schemas);
+      const memoryLimit = process.env.MLAB_ETL_DUCKDB_MEMORY_LIMIT;
+      return DuckDbSink.open(target || DEFAULT_DUCKDB_FILE, schemas, memoryLimit ? { memoryLimit } : {});
     }
     case 'jsonl':
       if (!target) throw new SinkSpecError('--sink jsonl:DIR needs a directory');
