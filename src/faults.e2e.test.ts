@@ -21,7 +21,7 @@ import { run } from './cli.js';
 import { silentLogger } from './log.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { serveConfig, startServe, type ServeConfig, type ServeFlags } from './serve.js';
-import { startBigQueryTestServer, type BigQueryTestServer } from './testing/bigquery-test-server.js';
+import { seededRandom, startBigQueryTestServer, type BigQueryTestServer } from './testing/bigquery-test-server.js';
 import {
   childProcessEnv,
   emulatorEnv,
@@ -54,17 +54,8 @@ let storage: Storage;
 const children = new Set<ChildProcessByStdio<null, Readable, Readable>>();
 const cleanups: Array<() => Promise<unknown>> = [];
 
-/** mulberry32, as the BigQuery test server uses: the same seed gives the same faults. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The BigQuery test server's generator: the same seed gives the same faults. */
+const seeded = seededRandom;
 
 const tmp = (tag: string): string => tempDir(`faults-${tag}`);
 

@@ -2,7 +2,7 @@
 // and every outcome is rows or a coded error in the ledger and the rejects. Fixed seed and run
 // count so CI sees the same inputs every time; MLAB_ETL_FUZZ_SEED and MLAB_ETL_FUZZ_RUNS explore more.
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import { ERROR_CODES } from './errors.js';
 import type { ArchiveRecord, RejectRecord } from './ledger.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { buildArchive, type TestEntry } from './testing/archives.js';
+import { readJsonl, withTimeout } from './testing/helpers.js';
 
 const SEED = Number(process.env.MLAB_ETL_FUZZ_SEED ?? 20240606);
 const RUNS = Number(process.env.MLAB_ETL_FUZZ_RUNS ?? 120);
@@ -246,26 +247,6 @@ async function inflatedPrefix(bytes: Buffer): Promise<Buffer> {
     // A corrupt or cut stream: what came before the error is what the reader saw.
   }
   return Buffer.concat(chunks);
-}
-
-function readJsonl<T>(file: string): T[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as T);
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms (a hang)`)), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('fuzzing the reader and parsers with mutated real archives', () => {

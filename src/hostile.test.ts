@@ -38,6 +38,7 @@ import { SchemaSet } from './schema.js';
 import { JsonlSink } from './sinks/jsonl-sink.js';
 import { buildArchive } from './testing/archives.js';
 import { Worker } from './worker.js';
+import { readJsonl, withTimeout } from './testing/helpers.js';
 
 const HOSTILE = path.join(PACKAGE_ROOT, 'testdata/hostile');
 const MiB = 1024 * 1024;
@@ -122,26 +123,6 @@ function tmp(): string {
 function listTree(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return (readdirSync(dir, { recursive: true }) as string[]).sort();
-}
-
-function readJsonl<T>(file: string): T[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as T);
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The largest RSS seen while `work` runs, sampled often enough to catch a buffer that grows and goes. */

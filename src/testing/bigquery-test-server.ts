@@ -1030,7 +1030,7 @@ function jsonBytes(value: unknown): number {
 // Faults
 
 /** mulberry32: small, seedable, good enough to pick which requests fail. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -20,12 +20,25 @@ export function tempDir(tag = 'test'): string {
 }
 
 /** The records of a JSONL file; none when it does not exist yet. */
-export function readJsonl(file: string): Record<string, unknown>[] {
+export function readJsonl<T = Record<string, unknown>>(file: string): T[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => JSON.parse(l) as T);
+}
+
+/** `work`, or a rejection naming what hung after `ms`. */
+export async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms (a hang)`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** An auth client holding a dummy token: what the BigQuery client needs to talk to the test server. */
