@@ -502,12 +502,7 @@ export class BigQuerySink implements Sink {
     const requireFilter = partitioned && layout.requirePartitionFilter === true;
     const handle = ds.table(table);
     for (let round = 0; ; round++) {
-      let meta: { schema?: { fields?: BqField[] }; etag?: string; type?: string } | undefined;
-      try {
-        [meta] = (await this.retrying(() => handle.getMetadata())) as unknown as [typeof meta];
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      const meta = await this.metadataOrNone<{ schema?: { fields?: BqField[] }; etag?: string; type?: string }>(handle);
       if (!meta) {
         try {
           await this.retrying(() =>
@@ -567,12 +562,9 @@ export class BigQuerySink implements Sink {
     const handle = ds.table(ref.table);
     const view = { query, useLegacySql: false };
     for (let round = 0; ; round++) {
-      let meta: { type?: string; view?: { query?: string; useLegacySql?: boolean } } | undefined;
-      try {
-        [meta] = (await this.retrying(() => handle.getMetadata())) as unknown as [typeof meta];
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      const meta = await this.metadataOrNone<{ type?: string; view?: { query?: string; useLegacySql?: boolean } }>(
+        handle,
+      );
       if (!meta) {
         try {
           const description = this.schemas.get(ref.table).description;
@@ -748,6 +740,17 @@ export class BigQuerySink implements Sink {
 
   private backoff(attempt: number): number {
     return Math.random() * Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** attempt);
+  }
+
+  /** A table's metadata, or undefined when it does not exist (404). */
+  private async metadataOrNone<T>(handle: Table): Promise<T | undefined> {
+    try {
+      const [meta] = (await this.retrying(() => handle.getMetadata())) as unknown as [T];
+      return meta;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      return undefined;
+    }
   }
 
   /** Runs a metadata call under the retry policy. */
