@@ -9,7 +9,6 @@ import tar from 'tar-stream';
 import { EtlError } from './errors.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
 
-export const DEFAULT_MAX_ENTRY_BYTES = 200 * 1024 * 1024;
 /** Node's default 16 KiB inflate chunk is up to 2x slower on archives of many small entries. */
 const INFLATE_CHUNK = 64 * 1024;
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
@@ -330,7 +329,7 @@ export async function* readArchive(
   source: AsyncIterable<Buffer>,
   options: ArchiveReaderOptions = {},
 ): AsyncGenerator<ArchiveItem> {
-  const maxEntryBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  const maxEntryBytes = options.maxEntryBytes ?? DEFAULT_LIMITS.maxEntryBytes;
   const limits: InflateLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const extract = tar.extract();
   const input = Readable.from(decompressIfGzip(source, limits, options.deadline ?? Infinity, options.onBytes));

@@ -6,9 +6,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { DEFAULT_MAX_ENTRY_BYTES } from './archive-reader.js';
 import { EtlError } from './errors.js';
-import { LimitError, parseLimits, type Limits } from './limits.js';
+import { DEFAULT_LIMITS, LimitError, parseLimits, type Limits } from './limits.js';
 import { findArchives, localArchive } from './local-source.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
 import { processArchive, type ArchiveResult } from './pipeline.js';
@@ -135,7 +134,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     )
     .option('--experiment <name>', 'experiment, likewise')
     .option('--date <YYYY-MM-DD>', 'partition date, likewise')
-    .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_MAX_ENTRY_BYTES))
+    .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_LIMITS.maxEntryBytes))
     .option(
       '--limit <name=value>',
       'change a safety limit (docs/errors.md), e.g. maxJsonDepth=100; repeatable',

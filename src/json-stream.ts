@@ -15,8 +15,6 @@ export interface JsonValuesOptions {
   maxJsonDepth?: number;
 }
 
-export const DEFAULT_MAX_VALUE_CHARS = DEFAULT_LIMITS.maxValueChars;
-
 /** A parsed top-level value with where it started (1-based line) for error messages. */
 export interface JsonValue {
   value: unknown;
@@ -32,7 +30,7 @@ export async function* jsonValues(
   body: AsyncIterable<Buffer | string>,
   options: JsonValuesOptions = {},
 ): AsyncGenerator<JsonValue> {
-  const maxChars = options.maxValueChars ?? DEFAULT_MAX_VALUE_CHARS;
+  const maxChars = options.maxValueChars ?? DEFAULT_LIMITS.maxValueChars;
   const maxDepth = options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
   const decoder = new StringDecoder('utf8');
   let pending = ''; // text of the value being read (from its first character)
@@ -208,7 +206,7 @@ export async function* jsonLines(
   body: AsyncIterable<Buffer | string>,
   options: JsonValuesOptions = {},
 ): AsyncGenerator<JsonLine> {
-  const maxChars = options.maxValueChars ?? DEFAULT_MAX_VALUE_CHARS;
+  const maxChars = options.maxValueChars ?? DEFAULT_LIMITS.maxValueChars;
   const maxDepth = options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
   const decoder = new StringDecoder('utf8');
   let pending = '';

@@ -289,7 +289,9 @@ async function parseEntry(
     for (const r of checked.rejects) await state.reject(r);
     record.rows_rejected += checked.rejects.length;
     try {
-      const keys = checked.indices.map((i) => rowKey(state.provenance.ArchiveURL, state.generation, entry.name, i));
+      const keys = state.sink.usesRowKeys
+        ? checked.indices.map((i) => rowKey(state.provenance.ArchiveURL, state.generation, entry.name, i))
+        : [];
       await state.sink.writeRows(table, checked.rows, keys, checked.indices);
     } catch (err) {
       throw toEtlError(err, 'sink_error', 'sink');

@@ -305,6 +305,7 @@ class Slots {
 
 export class BigQuerySink implements Sink {
   readonly description: string;
+  readonly usesRowKeys = true;
   readonly stats: BigQuerySinkStats = { requests: 0, retries: 0, splits: 0, rowsInserted: 0, rowsRejected: 0 };
   private readonly schemas: SchemaSet;
   private readonly projectId: string;

@@ -42,6 +42,8 @@ export interface Sink {
    * has the same key, which a sink may use to drop repeats (BigQuery's insertId).
    */
   writeRows(ref: TableRef, rows: Row[], keys: string[], indices?: number[]): Promise<void>;
+  /** Whether writeRows uses `keys`; when not, the pipeline does not compute them (a hash per row). */
+  readonly usesRowKeys?: boolean;
   writeRejects(rejects: RejectRecord[]): Promise<void>;
   /**
    * Stores everything written so far, then the archive's ledger record. A sink that refuses rows
