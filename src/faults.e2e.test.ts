@@ -32,16 +32,16 @@ import {
   type PubSubEmulator,
 } from './testing/emulators.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from './testing/gcs-fault-proxy.js';
-import { dummyAuthClient, readJsonl, tempDir, waitFor } from './testing/helpers.js';
+import { BUNDLED, dummyAuthClient, readJsonl, tempDir, waitFor } from './testing/helpers.js';
 
 const SEED = Number(process.env['FAULTS_SEED'] ?? 6);
 const BUCKET = 'archive-mlab-faults';
-const SOURCES = path.join(PACKAGE_ROOT, 'testdata/archives/mlab-sandbox');
+const SOURCES = BUNDLED.dir;
 /** The real archives copied under other dates; each copy is a distinct archive with rows of its own (id, date). */
-const NDT7 = 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz';
-const SWITCH = 'utilization/switch/2021/12/14/20211214T030000.000000Z-switch-mlab2-dfw07-utilization.tgz';
+const NDT7 = BUNDLED.ndt7;
+const SWITCH = BUNDLED.switch;
 const SWITCH_2016 = 'utilization/switch/2016/05/12/20160512T180000.000000Z-switch-mlab3-svg01-utilization.tgz';
-const ANNOTATION = 'ndt/annotation2/2020/03/18/20200318T010000.000000Z-annotation2-mlab3-syd03-ndt.tgz';
+const ANNOTATION = BUNDLED.annotation2;
 const TEN = [NDT7, SWITCH_2016, NDT7, ANNOTATION, SWITCH, NDT7, SWITCH_2016, ANNOTATION, NDT7, SWITCH];
 
 type Json = Record<string, unknown>;
@@ -355,6 +355,20 @@ function bqLedger(bq: BigQueryTestServer): LedgerRecord[] {
  * The raw rows BigQuery holds, after checking that each was stored under one insertId of its own
  * and that every archive has exactly its rows: no processing stored a row under a second insertId.
  */
+/**
+ * What BigQuery must hold after any fault: every expected row once through the view rule and once
+ * in the raw tables (insertIds deduplicated the repeats), and a final ok ledger record per archive.
+ */
+function expectBigQueryEndState(bq: BigQueryTestServer, archives: Staged[], expected: Expected) {
+  const tables = bqRows(bq, archives, expected);
+  const visible = visibleRows(tables);
+  expect(diff(expected.rows, visible)).toEqual({ missing: 0, extra: 0, changed: 0 });
+  expect(count(tables)).toBe(expected.rows.size);
+  const ledger = bqLedger(bq);
+  expectFinalOk(ledger, archives, expected);
+  return { tables, visible, ledger };
+}
+
 function bqRows(bq: BigQueryTestServer, archives: Staged[], expected: Expected): Map<string, Json[]> {
   const tables = new Map<string, Json[]>();
   for (const [dataset, table] of DATA_TABLES) {
@@ -500,12 +514,7 @@ describe('serve killed with SIGKILL during a batch', () => {
     }
 
     expect(rounds.map((r) => r.deadLettered)).toEqual(rounds.map(() => 0));
-    const tables = bqRows(bq, archives, expected);
-    const visible = visibleRows(tables);
-    expect(diff(expected.rows, visible)).toEqual({ missing: 0, extra: 0, changed: 0 });
-    expect(count(tables)).toBe(expected.rows.size);
-    const ledger = bqLedger(bq);
-    expectFinalOk(ledger, archives, expected);
+    const { tables, visible, ledger } = expectBigQueryEndState(bq, archives, expected);
     const sent = bq.state.requestCount('tabledata.insertAll', 200);
     console.log(
       `[kill -9] seed ${SEED}: killed serve ${KILLS} times with SIGKILL, ${rounds.map((r) => r.kill).join('; ')}, ` +
@@ -567,12 +576,7 @@ describe('BigQuery answering 503, 429 and per-row errors for a while', () => {
     expect(await pending(subscription)).toBe(0);
     expect(await pending(dead)).toBe(0);
 
-    const tables = bqRows(bq, archives, expected);
-    const visible = visibleRows(tables);
-    expect(diff(expected.rows, visible)).toEqual({ missing: 0, extra: 0, changed: 0 });
-    expect(count(tables)).toBe(expected.rows.size);
-    const ledger = bqLedger(bq);
-    expectFinalOk(ledger, archives, expected);
+    const { tables, visible, ledger } = expectBigQueryEndState(bq, archives, expected);
     const failed = ledger.filter((r) => r.status !== 'ok');
     const nacks = Number(/^mlab_etl_messages_total\{trigger="pull",outcome="nack"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
     const retries = [...metrics.matchAll(/^mlab_etl_sink_retries_total\{[^}]*\} (\d+)$/gm)].reduce(

@@ -9,8 +9,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { silentLogger } from './log.js';
-import { dummyAuthClient, waitFor } from './testing/helpers.js';
-import { PACKAGE_ROOT } from './package-info.js';
+import { BUNDLED, dummyAuthClient, waitFor } from './testing/helpers.js';
 import { runQuery } from './query.js';
 import { startServe, type ServeHandle } from './serve.js';
 import { startBigQueryTestServer, type BigQueryTestServer } from './testing/bigquery-test-server.js';
@@ -24,10 +23,10 @@ import {
 } from './testing/emulators.js';
 
 const BUCKET = 'archive-mlab-test';
-const ARCHIVES = path.join(PACKAGE_ROOT, 'testdata/archives/mlab-sandbox');
-const SWITCH = 'utilization/switch/2021/12/14/20211214T030000.000000Z-switch-mlab2-dfw07-utilization.tgz';
-const NDT7 = 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz';
-const ANNOTATION = 'ndt/annotation2/2020/03/18/20200318T010000.000000Z-annotation2-mlab3-syd03-ndt.tgz';
+const ARCHIVES = BUNDLED.dir;
+const SWITCH = BUNDLED.switch;
+const NDT7 = BUNDLED.ndt7;
+const ANNOTATION = BUNDLED.annotation2;
 
 let pubsubEmu: PubSubEmulator;
 let gcsEmu: GcsEmulator;

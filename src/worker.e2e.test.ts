@@ -8,7 +8,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { silentLogger } from './log.js';
-import { readJsonl, tempDir, waitFor } from './testing/helpers.js';
+import { BUNDLED, readJsonl, tempDir, waitFor } from './testing/helpers.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { startServe, type ServeConfig, type ServeHandle } from './serve.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from './testing/gcs-fault-proxy.js';
@@ -24,9 +24,9 @@ import {
 
 const BUCKET = 'archive-mlab-test';
 const OTHER_BUCKET = 'not-allowed-bucket';
-const ARCHIVES = path.join(PACKAGE_ROOT, 'testdata/archives/mlab-sandbox');
-const SWITCH = 'utilization/switch/2021/12/14/20211214T030000.000000Z-switch-mlab2-dfw07-utilization.tgz';
-const NDT7 = 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz';
+const ARCHIVES = BUNDLED.dir;
+const SWITCH = BUNDLED.switch;
+const NDT7 = BUNDLED.ndt7;
 const CORRUPT = 'ndt/ndt7/2020/03/19/20200319T000000.000000Z-ndt7-mlab3-syd03-ndt.tgz';
 
 let pubsubEmu: PubSubEmulator;

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OAuth2Client } from 'google-auth-library';
+import { PACKAGE_ROOT } from '../package-info.js';
 
 /** Polls until `f` gives a truthy value; fails naming what it waited for after `timeoutMs`. */
 export async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
@@ -47,3 +48,11 @@ export function dummyAuthClient(): OAuth2Client {
   auth.setCredentials({ access_token: 'test', expiry_date: Date.now() + 3_600_000 });
   return auth;
 }
+
+/** The bundled archives (testdata/archives), by their path under the bucket: what end-to-end tests upload. */
+export const BUNDLED = {
+  dir: path.join(PACKAGE_ROOT, 'testdata/archives/mlab-sandbox'),
+  switch: 'utilization/switch/2021/12/14/20211214T030000.000000Z-switch-mlab2-dfw07-utilization.tgz',
+  ndt7: 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz',
+  annotation2: 'ndt/annotation2/2020/03/18/20200318T010000.000000Z-annotation2-mlab3-syd03-ndt.tgz',
+} as const;
