@@ -4,8 +4,10 @@
  * Exit codes: 0 success, 1 some archive or entry failed or rows were rejected, 2 bad usage.
  */
 import { realpathSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
+import { EntryPool } from './entry-pool.js';
 import { EtlError } from './errors.js';
 import { DEFAULT_LIMITS, LimitError, parseLimits, type Limits } from './limits.js';
 import { findArchives, localArchive } from './local-source.js';
@@ -49,6 +51,14 @@ function limitsOrUsage(pairs: string[]): Partial<Limits> {
   }
 }
 
+/** `--workers`: a count from 0 (parse on the main thread) to 64, or `auto` (one per core). */
+export function workersOption(value: string, name = '--workers'): number {
+  if (value === 'auto') return os.availableParallelism();
+  if (!/^\d+$/.test(value) || Number(value) > 64)
+    throw new UsageError(`${name} must be a whole number from 0 to 64, or auto`);
+  return Number(value);
+}
+
 function positiveInt(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${name} ${value}: expected a positive integer`);
@@ -63,10 +73,12 @@ interface ParseOptions {
   maxEntryBytes: string;
   limit?: string[];
   progress: boolean;
+  workers: string;
 }
 
 async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
   const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
+  const workers = workersOption(opts.workers);
   const limits = limitsOrUsage(opts.limit ?? []);
   const toStdout = opts.sink === 'stdout';
   // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
@@ -96,11 +108,22 @@ async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promis
   );
   const results: ArchiveResult[] = [];
   const started = Date.now();
+  let pool: EntryPool | undefined;
   try {
+    if (workers > 0) pool = await EntryPool.start({ workers });
     for (const source of sources) {
       const result = await processArchive(
         source,
-        { registry, schemas, sink, version: VERSION, gitCommit: GIT_COMMIT, maxEntryBytes, limits },
+        {
+          registry,
+          schemas,
+          sink,
+          version: VERSION,
+          gitCommit: GIT_COMMIT,
+          maxEntryBytes,
+          limits,
+          ...(pool ? { pool } : {}),
+        },
         { onBytes: (n) => progress.archiveBytes(n) },
       );
       progress.archiveDone(source.size ?? 0);
@@ -108,6 +131,7 @@ async function parseCommand(paths: string[], opts: ParseOptions, io: Io): Promis
     }
   } finally {
     progress.clear();
+    await pool?.close();
     await sink.close();
   }
   report(formatSummary(results, sink.description, (Date.now() - started) / 1000));
@@ -141,6 +165,11 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       collect,
     )
     .option('--no-progress', 'do not draw progress on the terminal')
+    .option(
+      '--workers <n>',
+      'worker threads that parse entries while this one reads archives and writes rows; 0: parse here too, "auto": one per core',
+      '0',
+    )
     .action(async (paths: string[], opts: ParseOptions) => {
       exitCode = await parseCommand(paths, opts, io);
     });
@@ -167,6 +196,10 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option(
       '--grace-period <seconds>',
       `on SIGTERM, time for in-flight archives to finish (env ${SERVE_ENV.gracePeriod}, default 60)`,
+    )
+    .option(
+      '--workers <n>',
+      `worker threads that parse entries, shared by the archives in flight; 0 parses on the main thread, auto: one per core (env ${SERVE_ENV.workers}, default 0)`,
     )
     .option('--enable-v2-worker', `enable GET /v2/worker?filename=gs://... (env ${SERVE_ENV.enableV2Worker}=true)`)
     .option('--max-entry-bytes <n>', `skip entries larger than this (env ${SERVE_ENV.maxEntryBytes})`)

@@ -43,6 +43,10 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}
+
 export type Stage = 'input' | 'identity' | 'archive' | 'registry' | 'parser' | 'rows' | 'sink';
 
 export interface EtlErrorOptions {

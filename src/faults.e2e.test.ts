@@ -86,8 +86,9 @@ async function stage(sources: string[], firstDay: string): Promise<{ archives: S
     mkdirSync(path.dirname(path.join(localDir, name)), { recursive: true });
     copyFileSync(path.join(SOURCES, source), path.join(localDir, name));
     const object = storage.bucket(BUCKET).file(name);
+    // The upload's answer is the object resource: no second request for its generation and size.
     await object.save(bytes, { resumable: false, contentType: 'application/gzip' });
-    const [meta] = await object.getMetadata();
+    const meta = object.metadata;
     archives.push({
       name,
       url: `gs://${BUCKET}/${name}`,

@@ -10,13 +10,14 @@
 import type { ArchiveIdentity } from './archive-path.js';
 import { readArchive, type ArchiveEntry } from './archive-reader.js';
 import { EtlError, toEtlError, type ErrorCode } from './errors.js';
-import { excerpt, type ArchiveRecord, type RejectRecord } from './ledger.js';
+import type { ArchiveRecord, RejectRecord } from './ledger.js';
 import { limitsWith, type Limits } from './limits.js';
-import type { Parser, ParserContext } from './parser-api.js';
+import type { EntryPool } from './entry-pool.js';
+import { entryBatches, type EntryBatch, type EntryJob, type EntryReject } from './entry-rows.js';
 import type { Registry } from './registry.js';
-import { assembleRow, checkRows, rowKey, type Provenance, type Row } from './rows.js';
+import { rowKey } from './rows.js';
 import type { SchemaSet } from './schema.js';
-import { tableFor, tableName, type Sink, type TableRef } from './sinks/sink.js';
+import { tableFor, tableName, type Sink } from './sinks/sink.js';
 
 export interface ArchiveSource {
   /** Where the archive is (gs:// or file:// URL), known even when its identity is not. */
@@ -43,6 +44,8 @@ export interface PipelineConfig {
   limits?: Partial<Limits>;
   /** Rows validated and handed to the sink at a time. */
   batchRows?: number;
+  /** Worker threads that parse entries (`--workers`); entries are parsed on this thread without it. */
+  pool?: EntryPool;
   now?: () => Date;
 }
 
@@ -126,7 +129,7 @@ export async function processArchive(
   const rejectCodes = new Map<ErrorCode, number>();
   const { sink } = config;
 
-  const reject = async (r: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>): Promise<void> => {
+  const reject = async (r: EntryReject): Promise<void> => {
     rejects.push({ time: started, archive_url: source.url, datatype: record.datatype, ...r });
     rejectCodes.set(r.code, (rejectCodes.get(r.code) ?? 0) + 1);
     if (rejects.length >= REJECTS_BATCH) await flushRejects();
@@ -155,66 +158,137 @@ export async function processArchive(
       deadline,
       ...(hooks.onBytes ? { onBytes: hooks.onBytes } : {}),
     });
-    for await (const item of entries) {
-      record.entries_seen++;
-      if (record.entries_seen > limits.maxEntriesPerArchive) {
-        throw new EtlError('too_many_entries', `more than ${limits.maxEntriesPerArchive} entries`, {
-          stage: 'archive',
-        });
-      }
-      if (item.kind === 'skipped') {
-        if (item.reason === 'directory') {
-          record.directories++;
-          continue;
-        }
-        record.entries_skipped++;
-        await reject({ entry: item.name, code: item.reason, message: item.message });
-        continue;
-      }
-      if (!parser.accepts(item.name)) {
-        record.entries_skipped++;
-        await reject({
-          entry: item.name,
-          code: 'not_parsable',
-          message: `the ${parser.name} parser does not read entries named like this`,
-        });
-        continue;
-      }
+    const batchRows = config.batchRows ?? 500;
+    const jobFor = (item: ArchiveEntry): EntryJob => ({
+      name: item.name,
+      size: item.size,
+      pax: item.pax,
+      archive: { url: identity.url, experiment: identity.experiment, datatype: identity.datatype, date: identity.date },
+      limits,
+      deadline,
+      batchRows,
+      provenance: {
+        Version: config.version,
+        Time: started,
+        ArchiveURL: source.url,
+        Filename: item.name,
+        ...(config.gitCommit ? { GitCommit: config.gitCommit } : {}),
+        ...(source.size === null ? {} : { ArchiveSize: source.size }),
+        FileSize: item.size,
+      },
+    });
+
+    /** Stores an entry's batches and counts it; throws when the entry's failure ends the archive. */
+    const store = async (name: string, batches: AsyncIterable<EntryBatch>): Promise<void> => {
       try {
-        await parseEntry(item, parser, identity, table, {
-          validate,
-          sink,
-          record,
-          reject,
-          batchRows: config.batchRows ?? 500,
-          limits,
-          deadline,
-          generation: source.generation,
-          provenance: {
-            Version: config.version,
-            Time: started,
-            ArchiveURL: source.url,
-            Filename: item.name,
-            ...(config.gitCommit ? { GitCommit: config.gitCommit } : {}),
-            ...(source.size === null ? {} : { ArchiveSize: source.size }),
-            FileSize: item.size,
-          },
-        });
+        for await (const batch of batches) {
+          for (const r of batch.rejects) await reject(r);
+          record.records_skipped += batch.skipped;
+          record.rows_rejected += batch.rejects.length - batch.skipped;
+          const rows = batch.ends.length;
+          if (rows === 0) continue;
+          try {
+            const keys = sink.usesRowKeys
+              ? batch.indices.map((i) => rowKey(source.url, source.generation, name, i))
+              : [];
+            await sink.writeRows(table, {
+              text: batch.text,
+              ends: batch.ends,
+              indices: batch.indices,
+              keys,
+              archiveUrl: source.url,
+              entry: name,
+              time: started,
+            });
+          } catch (err) {
+            throw toEtlError(err, 'sink_error', 'sink');
+          }
+          record.rows_written += rows;
+        }
         record.entries_parsed++;
       } catch (err) {
         const e = toEtlError(err, 'parser_error', 'parser');
         record.entries_failed++;
-        if (ARCHIVE_CODES.has(e.code)) {
-          // The entry being read when the archive failed is counted and named too.
-          await reject({ entry: item.name, code: e.code, message: e.message });
-          throw e;
-        }
-        failures.push({ entry: item.name, code: e.code, message: e.message });
-        await reject({ entry: item.name, code: e.code, message: e.message });
-      } finally {
-        record.entry_bytes = (record.entry_bytes ?? 0) + item.bytesRead();
+        await reject({ entry: name, code: e.code, message: e.message });
+        // The entry being read when the archive failed is counted and named too.
+        if (ARCHIVE_CODES.has(e.code)) throw e;
+        failures.push({ entry: name, code: e.code, message: e.message });
       }
+    };
+
+    // With worker threads, entries are read here and parsed there; `writing` stores their
+    // batches one entry after another, in archive order, while the next entries are read.
+    const pool = config.pool;
+    let writing: Promise<void> = Promise.resolve();
+    let writeFailed: EtlError | null = null;
+    /** Rejects of skipped entries take their place among the entries' own rows and rejects. */
+    const inOrder = async (write: () => Promise<void>): Promise<void> => {
+      if (!pool) return write();
+      writing = writing.then(() => (writeFailed === null ? write() : undefined));
+      writing.catch((err: unknown) => (writeFailed ??= toEtlError(err, 'internal_error', 'archive')));
+    };
+    try {
+      for await (const item of entries) {
+        if (writeFailed !== null) break;
+        record.entries_seen++;
+        if (record.entries_seen > limits.maxEntriesPerArchive) {
+          throw new EtlError('too_many_entries', `more than ${limits.maxEntriesPerArchive} entries`, {
+            stage: 'archive',
+          });
+        }
+        if (item.kind === 'skipped') {
+          if (item.reason === 'directory') {
+            record.directories++;
+            continue;
+          }
+          record.entries_skipped++;
+          const { name, reason: code, message } = item;
+          await inOrder(() => reject({ entry: name, code, message }));
+          continue;
+        }
+        if (!parser.accepts(item.name)) {
+          record.entries_skipped++;
+          await inOrder(() =>
+            reject({
+              entry: item.name,
+              code: 'not_parsable',
+              message: `the ${parser.name} parser does not read entries named like this`,
+            }),
+          );
+          continue;
+        }
+        if (!pool) {
+          try {
+            await store(item.name, entryBatches(parser, validate, jobFor(item), item.body));
+          } finally {
+            record.entry_bytes = (record.entry_bytes ?? 0) + item.bytesRead();
+          }
+          continue;
+        }
+        const task = await pool.begin(identity.datatype, jobFor(item));
+        writing = writing
+          .then(() => (writeFailed === null ? store(item.name, task.batches()) : undefined))
+          .finally(() => task.discard());
+        writing.catch((err: unknown) => (writeFailed ??= toEtlError(err, 'internal_error', 'archive')));
+        try {
+          await task.feed(item.body);
+        } catch (err) {
+          // Reading the entry failed (a corrupt .gz entry, or the archive broke inside it): its
+          // parser sees the same error, as it would have reading the body itself.
+          const e = toEtlError(err, 'internal_error', 'archive');
+          task.abort(e);
+          if (ARCHIVE_CODES.has(e.code)) throw err;
+        } finally {
+          record.entry_bytes = (record.entry_bytes ?? 0) + item.bytesRead();
+        }
+      }
+    } finally {
+      // Entries already handed to workers are stored (or their failure recorded) before the archive ends.
+      await writing.catch(() => undefined);
     }
+    // Set by the callbacks above, which TypeScript's narrowing does not see.
+    const failedWrite = writeFailed as EtlError | null;
+    if (failedWrite) throw failedWrite;
   } catch (err) {
     const e = toEtlError(err, 'internal_error', 'archive');
     record.status = 'failed';
@@ -242,99 +316,4 @@ export async function processArchive(
     rejectCodes.set(code, (rejectCodes.get(code) ?? 0) + n);
   }
   return { record, failures, retryable, rejectCodes, seconds: (now().getTime() - startedAt.getTime()) / 1000 };
-}
-
-interface EntryState {
-  validate: Parameters<typeof checkRows>[0];
-  sink: Sink;
-  record: ArchiveRecord;
-  reject: (r: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>) => Promise<void>;
-  batchRows: number;
-  provenance: Provenance;
-  generation: string | null;
-  limits: Limits;
-  /** Epoch ms: past it, the archive fails with archive_timeout. */
-  deadline: number;
-}
-
-async function parseEntry(
-  entry: ArchiveEntry,
-  parser: Parser,
-  identity: ArchiveIdentity,
-  table: TableRef,
-  state: EntryState,
-): Promise<void> {
-  const { record } = state;
-  const skipped: Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>[] = [];
-  const context: ParserContext = {
-    skip(code, message, text) {
-      record.records_skipped++;
-      skipped.push({ entry: entry.name, code, message, ...(text === undefined ? {} : { excerpt: excerpt(text) }) });
-    },
-  };
-  let index = 0;
-  let batch: Row[] = [];
-  const flush = async (): Promise<void> => {
-    for (const s of skipped.splice(0)) await state.reject(s);
-    if (batch.length === 0) return;
-    const checked = checkRows(state.validate, batch, {
-      time: state.provenance.Time,
-      archive_url: state.provenance.ArchiveURL,
-      datatype: identity.datatype,
-      entry: entry.name,
-      firstIndex: index,
-    });
-    index += batch.length;
-    batch = [];
-    for (const r of checked.rejects) await state.reject(r);
-    record.rows_rejected += checked.rejects.length;
-    try {
-      const keys = state.sink.usesRowKeys
-        ? checked.indices.map((i) => rowKey(state.provenance.ArchiveURL, state.generation, entry.name, i))
-        : [];
-      await state.sink.writeRows(table, checked.rows, keys, checked.indices);
-    } catch (err) {
-      throw toEtlError(err, 'sink_error', 'sink');
-    }
-    record.rows_written += checked.rows.length;
-  };
-
-  const rows = parser.parse(
-    {
-      name: entry.name,
-      size: entry.size,
-      pax: entry.pax,
-      body: entry.body,
-      archive: { url: identity.url, experiment: identity.experiment, datatype: identity.datatype, date: identity.date },
-      limits: state.limits,
-    },
-    context,
-  );
-  try {
-    for await (const parsed of rows) {
-      if (parsed === null || typeof parsed !== 'object' || typeof parsed.id !== 'string') {
-        throw new EtlError('parser_error', `${parser.name} parser produced a row without a string id`, {
-          stage: 'parser',
-        });
-      }
-      if (index + batch.length >= state.limits.maxRowsPerEntry) {
-        throw new EtlError('too_many_rows', `more than ${state.limits.maxRowsPerEntry} rows from one entry`, {
-          stage: 'parser',
-        });
-      }
-      batch.push(assembleRow(parsed, identity.date, state.provenance));
-      if (batch.length >= state.batchRows) {
-        await flush();
-        if (Date.now() > state.deadline) {
-          throw new EtlError('archive_timeout', 'the archive took longer than its time budget', {
-            stage: 'parser',
-            retryable: true,
-          });
-        }
-      }
-    }
-  } finally {
-    // Rows and skips gathered before a failure are kept: they are real, and the entry is marked failed.
-    await flush();
-  }
 }

@@ -9,6 +9,7 @@ import type { RejectRecord } from './ledger.js';
 import { excerpt } from './ledger.js';
 import { stringifyBigQuery } from './lossless-json.js';
 import type { ParsedRow } from './parser-api.js';
+import { jsonlBytes, type RowBatch } from './sinks/sink.js';
 import { describeErrors } from './schema.js';
 
 export interface Provenance {
@@ -73,4 +74,31 @@ export function rowKey(archiveUrl: string, generation: string | null, entry: str
   return createHash('sha256')
     .update(`${archiveUrl}#${generation ?? ''}\u0000${entry}\u0000${index}`)
     .digest('base64url');
+}
+
+/**
+ * A RowBatch of rows from one entry, serialised; their origin comes from their provenance. For
+ * callers holding row objects (tests, tools); the pipeline builds batches itself.
+ */
+export function rowBatch(rows: Row[], keys: string[] = [], indices: number[] = rows.map((_, i) => i)): RowBatch {
+  const first = rows[0]?.parser;
+  for (const r of rows) {
+    if (
+      r.parser.ArchiveURL !== first?.ArchiveURL ||
+      r.parser.Filename !== first.Filename ||
+      r.parser.Time !== first.Time
+    ) {
+      throw new Error('rowBatch: the rows come from more than one entry or processing');
+    }
+  }
+  if (keys.length !== 0 && keys.length !== rows.length)
+    throw new Error(`rowBatch: ${rows.length} rows but ${keys.length} keys`);
+  return {
+    ...jsonlBytes(rows.map((r) => stringifyBigQuery(r))),
+    indices,
+    keys,
+    archiveUrl: first?.ArchiveURL ?? '',
+    entry: first?.Filename ?? '',
+    time: first?.Time ?? '',
+  };
 }

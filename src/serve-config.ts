@@ -17,6 +17,8 @@ export interface ServeConfig {
   sink: string;
   port: number;
   maxInFlight: number;
+  /** Worker threads that parse entries; 0 parses on the main thread. */
+  workers: number;
   gracePeriodSeconds: number;
   enableManualWorker: boolean;
   maxEntryBytes: number | null;
@@ -37,6 +39,7 @@ export interface ServeFlags {
   sink?: string;
   port?: string;
   maxInFlight?: string;
+  workers?: string;
   gracePeriod?: string;
   enableV2Worker?: boolean;
   maxEntryBytes?: string;
@@ -54,6 +57,7 @@ export const SERVE_ENV = {
   sink: 'MLAB_ETL_SINK',
   port: 'PORT',
   maxInFlight: 'MLAB_ETL_MAX_IN_FLIGHT',
+  workers: 'MLAB_ETL_WORKERS',
   gracePeriod: 'MLAB_ETL_GRACE_PERIOD',
   enableV2Worker: 'MLAB_ETL_ENABLE_V2_WORKER',
   maxEntryBytes: 'MLAB_ETL_MAX_ENTRY_BYTES',
@@ -102,6 +106,7 @@ export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.
     if (!BUCKET.test(b)) throw new ConfigError(`--allow-bucket ${JSON.stringify(b)}: not a bucket name`);
   const port = pick('port', flags.port);
   const inFlight = pick('maxInFlight', flags.maxInFlight);
+  const workers = pick('workers', flags.workers);
   const grace = pick('gracePeriod', flags.gracePeriod);
   const maxEntry = pick('maxEntryBytes', flags.maxEntryBytes);
   const stall = pick('readStallTimeout', flags.readStallTimeout);
@@ -119,6 +124,8 @@ export function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.
     ),
     port: port === undefined ? 8080 : int(port, '--port', 0, 65535),
     maxInFlight: inFlight === undefined ? os.availableParallelism() : int(inFlight, '--max-in-flight', 1, 1000),
+    workers:
+      workers === undefined ? 0 : workers === 'auto' ? os.availableParallelism() : int(workers, '--workers', 0, 64),
     gracePeriodSeconds: grace === undefined ? 60 : int(grace, '--grace-period', 0, 3600),
     enableManualWorker: manual,
     maxEntryBytes: maxEntry === undefined ? null : int(maxEntry, '--max-entry-bytes', 1, Number.MAX_SAFE_INTEGER),

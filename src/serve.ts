@@ -9,6 +9,7 @@ import { jsonLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { PushAuthenticator } from './push-auth.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
+import { EntryPool } from './entry-pool.js';
 import { Registry } from './registry.js';
 import { SchemaSet } from './schema.js';
 import { openSink, type BigQueryConnection } from './sinks/open-sink.js';
@@ -38,6 +39,7 @@ export async function startServe(
   const logger = options.logger ?? jsonLogger();
   const schemas = SchemaSet.load();
   const registry = await Registry.load(schemas);
+  const pool = config.workers > 0 ? await EntryPool.start({ workers: config.workers }) : undefined;
   const metrics = new Metrics();
   metrics.maxInFlight.set(config.maxInFlight);
   const observer = {
@@ -61,6 +63,7 @@ export async function startServe(
     ...(config.maxEntryBytes === null ? {} : { maxEntryBytes: config.maxEntryBytes }),
     limits: config.limits,
     stallTimeoutMs: config.readStallSeconds * 1000,
+    ...(pool ? { pool } : {}),
   });
   const pushAuth = config.pushAudience
     ? new PushAuthenticator({
@@ -94,6 +97,7 @@ export async function startServe(
     sink: config.sink.split(':')[0],
     allowBuckets: config.allowBuckets,
     maxInFlight: config.maxInFlight,
+    workers: config.workers,
     version: VERSION,
   });
 
@@ -108,6 +112,7 @@ export async function startServe(
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await pubsub?.close();
+      await pool?.close();
       await sink.close();
       logger.log('INFO', 'stopped', {});
       resolveDone(0);

@@ -94,6 +94,7 @@ beforeAll(async () => {
       sink: 'bigquery:test',
       port: 0,
       maxInFlight: 2,
+      workers: 0,
       gracePeriodSeconds: 5,
       enableManualWorker: false,
       maxEntryBytes: null,

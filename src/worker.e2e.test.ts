@@ -41,7 +41,7 @@ const lines = readJsonl;
 async function upload(bucket: string, name: string, bytes: Buffer): Promise<{ generation: string; size: number }> {
   const file = storage.bucket(bucket).file(name);
   await file.save(bytes, { resumable: false, contentType: 'application/gzip' });
-  const [meta] = await file.getMetadata();
+  const meta = file.metadata;
   return { generation: String(meta.generation), size: Number(meta.size) };
 }
 
@@ -70,6 +70,7 @@ function config(out: string, subscription: string | null, overrides: Partial<Ser
     sink: `jsonl:${out}`,
     port: 0,
     maxInFlight: 2,
+    workers: 0,
     gracePeriodSeconds: 5,
     enableManualWorker: true,
     maxEntryBytes: null,
@@ -115,7 +116,8 @@ describe('serve with streaming pull', () => {
     out = tmp();
     const s = await newSubscription();
     topic = s.topic;
-    handle = await startServe(config(out, s.name), { logger: silentLogger });
+    // Entries are parsed in worker threads here, as an operator sets MLAB_ETL_WORKERS.
+    handle = await startServe(config(out, s.name, { workers: 2 }), { logger: silentLogger });
   }, 30_000);
 
   afterAll(async () => {

@@ -13,6 +13,7 @@ import type { Limits } from './limits.js';
 import type { Logger } from './log.js';
 import { triggerOf, type PubSubLikeMessage } from './messages.js';
 import type { Metrics } from './metrics.js';
+import type { EntryPool } from './entry-pool.js';
 import { processArchive } from './pipeline.js';
 import type { Registry } from './registry.js';
 import type { SchemaSet } from './schema.js';
@@ -36,6 +37,8 @@ export interface WorkerDeps {
   maxResumes?: number;
   resumeBackoffMs?: (attempt: number) => number;
   stallTimeoutMs?: number;
+  /** Worker threads shared by every archive in flight (`--workers`). */
+  pool?: EntryPool;
 }
 
 const SUBSCRIPTION_ERROR_WINDOW_MS = 30_000;
@@ -119,6 +122,7 @@ export class Worker {
           gitCommit: deps.gitCommit,
           ...(deps.maxEntryBytes === undefined ? {} : { maxEntryBytes: deps.maxEntryBytes }),
           ...(deps.limits ? { limits: deps.limits } : {}),
+          ...(deps.pool ? { pool: deps.pool } : {}),
         });
         deps.metrics.recordArchive(result);
         const r = result.record;

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EtlError } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import { SCHEMAS_DIR } from '../package-info.js';
-import { rowKey, type Row } from '../rows.js';
+import { rowBatch, rowKey, type Row } from '../rows.js';
 import { bigQuerySchema, SchemaSet } from '../schema.js';
 import {
   normalizeSchema,
@@ -141,14 +141,22 @@ function record(url: string, rowsWritten: number, rowsRejected = 0): ArchiveReco
   };
 }
 
+/** Writes rows as the pipeline does: a batch per entry, each row with its index and key. */
+async function writeAll(sink: BigQuerySink, all: Row[], allKeys: string[]): Promise<void> {
+  let start = 0;
+  while (start < all.length) {
+    const entry = all[start]?.parser.Filename;
+    let end = start;
+    while (end < all.length && all[end]?.parser.Filename === entry) end++;
+    const indices = Array.from({ length: end - start }, (_, i) => start + i);
+    await sink.writeRows(PROBE, rowBatch(all.slice(start, end), allKeys.slice(start, end), indices));
+    start = end;
+  }
+}
+
 /** Writes the rows as the pipeline does (keys and entry indices) and commits the archive. */
 async function writeArchive(sink: BigQuerySink, url: string, batch: Row[]): Promise<ArchiveRecord> {
-  await sink.writeRows(
-    PROBE,
-    batch,
-    keys(url, batch),
-    batch.map((_, i) => i),
-  );
+  await writeAll(sink, batch, keys(url, batch));
   const rec = record(url, batch.length);
   await sink.commitArchive(rec);
   return rec;
@@ -338,7 +346,7 @@ describe('datasets, tables and views', () => {
       expect(server.state.table(`${prefix}raw_probe`, 'probe')?.schema).toEqual(before);
       expect(server.state.requestCount('tables.patch')).toBe(patches);
       const url = archiveUrl('incompatible');
-      await expect(next.writeRows(PROBE, rows(url, 1), keys(url, rows(url, 1)))).rejects.toMatchObject({
+      await expect(writeAll(next, rows(url, 1), keys(url, rows(url, 1)))).rejects.toMatchObject({
         code: 'schema_incompatible',
       });
       expect(stored(prefix)).toEqual([]);
@@ -404,7 +412,7 @@ describe('rows', () => {
         [430, 1199],
         [1199, 1200],
       ] as const) {
-        await sink.writeRows(PROBE, all.slice(start, end), allKeys.slice(start, end));
+        await writeAll(sink, all.slice(start, end), allKeys.slice(start, end));
       }
       await sink.commitArchive(record(url, 1200));
       expect(inserts(prefix, from)).toEqual([200, 200, 200]);
@@ -547,7 +555,7 @@ describe('retries', () => {
         const url = archiveUrl(name);
         const from = server.state.requests.length;
         server.faults.failNext(1, spec);
-        await sink.writeRows(PROBE, rows(url, 5), keys(url, rows(url, 5)));
+        await writeAll(sink, rows(url, 5), keys(url, rows(url, 5)));
         const err = await failure(sink.commitArchive(record(url, 5)));
         expect(err.code).toBe('sink_error');
         expect(err.retryable).toBe(false);
@@ -573,10 +581,10 @@ describe('retries', () => {
       server.faults.failNext(3, { status: 500 });
       const all = rows(url, 1001);
       const allKeys = keys(url, all);
-      await sink.writeRows(PROBE, all.slice(0, 500), allKeys.slice(0, 500));
+      await writeAll(sink, all.slice(0, 500), allKeys.slice(0, 500));
       // With one request in flight, this batch waits until the first request has failed for good.
-      await sink.writeRows(PROBE, all.slice(500, 1000), allKeys.slice(500, 1000));
-      await expect(sink.writeRows(PROBE, all.slice(1000), allKeys.slice(1000))).rejects.toMatchObject({
+      await writeAll(sink, all.slice(500, 1000), allKeys.slice(500, 1000));
+      await expect(writeAll(sink, all.slice(1000), allKeys.slice(1000))).rejects.toMatchObject({
         code: 'sink_error',
       });
       const err = await failure(sink.commitArchive(record(url, 1001)));
@@ -680,7 +688,7 @@ describe('commit and throughput', () => {
       const { sink, prefix } = await open();
       const url = archiveUrl('result');
       const batch = rows(url, 3, (i) => (i === 0 ? { a: { Note: 1 } } : {}));
-      await sink.writeRows(PROBE, batch, keys(url, batch));
+      await writeAll(sink, batch, keys(url, batch));
       const result = await sink.commit(record(url, 3));
       expect(result.rejected).toEqual({ sink_rejected: 1 });
       expect(result.record).toMatchObject({ rows_written: 2, rows_rejected: 1 });
@@ -708,7 +716,7 @@ describe('commit and throughput', () => {
       server.faults.latency(30);
       const url = archiveUrl('ordered');
       const batch = rows(url, 2000, (i) => (i === 1999 ? { a: { Note: 1 } } : {}));
-      await sink.writeRows(PROBE, batch, keys(url, batch));
+      await writeAll(sink, batch, keys(url, batch));
       // Requests are still in flight when writeRows returns.
       expect(stored(prefix).length).toBeLessThan(1999);
       await sink.commitArchive(record(url, 2000));
@@ -742,7 +750,7 @@ describe('commit and throughput', () => {
         const allKeys = keys(url, all);
         const start = performance.now();
         for (let i = 0; i < all.length; i += 500) {
-          await sink.writeRows(PROBE, all.slice(i, i + 500), allKeys.slice(i, i + 500));
+          await writeAll(sink, all.slice(i, i + 500), allKeys.slice(i, i + 500));
         }
         await sink.commitArchive(record(url, all.length));
         const seconds = (performance.now() - start) / 1000;

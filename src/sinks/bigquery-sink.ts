@@ -34,10 +34,9 @@ import { BigQuery, type BigQueryOptions, type Dataset, type Table } from '@googl
 import { EtlError, type ErrorCode } from '../errors.js';
 import { excerpt, type ArchiveRecord, type RejectRecord } from '../ledger.js';
 import { stringifyBigQuery } from '../lossless-json.js';
-import type { Row } from '../rows.js';
 import { bigQuerySchema, type SchemaSet } from '../schema.js';
 import { planView } from '../views.js';
-import type { CommitResult, SetupAction, Sink, TableRef } from './sink.js';
+import { rowJson, type CommitResult, type RowBatch, type SetupAction, type Sink, type TableRef } from './sink.js';
 
 /** The dataset of `_rejects` and `_archives`, after the prefix. */
 export const LEDGER_DATASET = 'mlab_etl';
@@ -627,30 +626,28 @@ export class BigQuerySink implements Sink {
   /**
    * Buffers the rows and sends them in requests of at most maxRowsPerRequest rows and
    * maxRequestBytes bytes; returns once they are buffered or sent, waiting while maxInFlight
-   * requests are out. `indices[i]`, when given, is rows[i]'s index within its entry, for the
-   * reject written when BigQuery refuses the row.
+   * requests are out. Each row's index within its entry goes into the reject written when
+   * BigQuery refuses the row.
    */
-  async writeRows(ref: TableRef, rows: Row[], keys: string[], indices?: number[]): Promise<void> {
+  async writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
     this.checkOpen();
-    if (rows.length !== keys.length) {
-      throw new EtlError('internal_error', `writeRows: ${rows.length} rows but ${keys.length} keys`, { stage: 'sink' });
+    const { ends, keys, indices } = batch;
+    if (ends.length !== keys.length || ends.length !== indices.length) {
+      throw new EtlError(
+        'internal_error',
+        `writeRows: ${ends.length} rows but ${keys.length} keys and ${indices.length} indices`,
+        { stage: 'sink' },
+      );
     }
     await this.prepare(ref);
     const target = this.target(ref.dataset, ref.table);
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i] as Row;
-      const archive = row.parser.ArchiveURL;
+    const archive = batch.archiveUrl;
+    for (let i = 0; i < ends.length; i++) {
       const failed = this.archives.get(archive)?.failures[0];
       // An archive that already lost rows will not be acked: stop its parsing early.
       if (failed) throw failed;
-      const index = indices?.[i];
-      const origin: Origin = {
-        datatype: ref.table,
-        entry: row.parser.Filename,
-        time: row.parser.Time,
-        ...(index === undefined ? {} : { index }),
-      };
-      const item = this.item(keys[i] as string, stringifyBigQuery(row), archive, origin);
+      const origin: Origin = { datatype: ref.table, entry: batch.entry, time: batch.time, index: indices[i] };
+      const item = this.item(keys[i] as string, rowJson(batch, i), archive, origin);
       if (ENVELOPE_BYTES + item.bytes > this.maxBytes) {
         this.rejectRow(
           item,

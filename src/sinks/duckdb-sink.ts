@@ -16,10 +16,9 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { EtlError } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import { stringifyBigQuery } from '../lossless-json.js';
-import type { Row } from '../rows.js';
 import { duckdbType, quoteIdent, type SchemaSet } from '../schema.js';
 import { planView } from '../views.js';
-import type { CommitResult, Sink, TableRef } from './sink.js';
+import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef } from './sink.js';
 
 /**
  * DuckDB's own memory limit (MLAB_ETL_DUCKDB_MEMORY_LIMIT changes it). Below about 1 GB its automatic
@@ -138,8 +137,12 @@ export class DuckDbSink implements Sink {
     return run;
   }
 
-  private async append(target: string, schema: string, values: unknown[]): Promise<void> {
-    if (values.length === 0) return;
+  private append(target: string, schema: string, values: unknown[]): Promise<void> {
+    return this.appendBytes(target, schema, jsonlBytes(values.map((v) => stringifyBigQuery(v))).text, values.length);
+  }
+
+  private async appendBytes(target: string, schema: string, text: Buffer, rows: number): Promise<void> {
+    if (rows === 0) return;
     let p = this.pending.get(target);
     if (!p) {
       const file = path.join(this.tmp, `${++this.seq}.jsonl`);
@@ -148,10 +151,9 @@ export class DuckDbSink implements Sink {
       p.stream.on('error', () => undefined);
       this.pending.set(target, p);
     }
-    const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
     // Backpressure only: the load that follows ends the stream and waits for every write.
     if (!p.stream.write(text)) await once(p.stream, 'drain');
-    p.rows += values.length;
+    p.rows += rows;
     p.bytes += text.length;
     if (p.bytes >= LOAD_EVERY_BYTES && this.pending.get(target) === p) {
       this.pending.delete(target);
@@ -175,9 +177,14 @@ export class DuckDbSink implements Sink {
     }
   }
 
-  async writeRows(ref: TableRef, rows: Row[], _keys: string[]): Promise<void> {
+  async writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
     try {
-      await this.append(`${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`, ref.table, rows);
+      await this.appendBytes(
+        `${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`,
+        ref.table,
+        batch.text,
+        batch.ends.length,
+      );
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
     }

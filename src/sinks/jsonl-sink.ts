@@ -10,8 +10,7 @@ import path from 'node:path';
 import { EtlError } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
 import { stringifyBigQuery } from '../lossless-json.js';
-import type { Row } from '../rows.js';
-import type { CommitResult, Sink, TableRef } from './sink.js';
+import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef } from './sink.js';
 
 export class JsonlSink implements Sink {
   readonly description: string;
@@ -42,13 +41,16 @@ export class JsonlSink implements Sink {
     });
   }
 
+  private append(relative: string, values: unknown[]): Promise<void> {
+    return this.appendBytes(relative, jsonlBytes(values.map((v) => stringifyBigQuery(v))).text);
+  }
+
   /** Writes without waiting for each write: only the stream's buffer limit slows the parser. */
-  private async append(relative: string, values: unknown[]): Promise<void> {
-    if (values.length === 0) return;
+  private async appendBytes(relative: string, text: Buffer): Promise<void> {
+    if (text.length === 0) return;
     const s = this.stream(relative);
     const failed = this.failures.get(relative);
     if (failed) throw this.sinkError(relative, failed);
-    const text = values.map((v) => stringifyBigQuery(v)).join('\n') + '\n';
     if (!s.write(text)) await once(s, 'drain');
   }
 
@@ -69,8 +71,8 @@ export class JsonlSink implements Sink {
     this.stream(path.join(ref.dataset, `${ref.table}.jsonl`));
   }
 
-  writeRows(ref: TableRef, rows: Row[], _keys: string[]): Promise<void> {
-    return this.append(path.join(ref.dataset, `${ref.table}.jsonl`), rows);
+  writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
+    return this.appendBytes(path.join(ref.dataset, `${ref.table}.jsonl`), batch.text);
   }
 
   writeRejects(rejects: RejectRecord[]): Promise<void> {

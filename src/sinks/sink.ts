@@ -7,7 +7,6 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
-import type { Row } from '../rows.js';
 
 export interface TableRef {
   /** `raw_<experiment>` */
@@ -31,17 +30,37 @@ export function tableName(ref: TableRef): string {
   return `${ref.dataset}.${ref.table}`;
 }
 
+/**
+ * Rows of one entry as a sink receives them: already JSONL bytes in BigQuery's conventions (INT64
+ * outside +/-2^53 as decimal strings), so no sink serialises a row again, and a worker thread hands
+ * a batch over by transferring one buffer.
+ */
+export interface RowBatch {
+  /** The rows' JSON text, UTF-8, each row followed by a newline (JSONL). */
+  text: Buffer;
+  /** Where each row's line ends in `text` (the offset after its newline). */
+  ends: number[];
+  /** Each row's index within its entry. */
+  indices: number[];
+  /**
+   * Each row's deterministic key (archive, generation, entry, row index) when the sink
+   * `usesRowKeys`, else empty: the same row processed again has the same key, which a sink may use
+   * to drop repeats (BigQuery's insertId).
+   */
+  keys: string[];
+  /** Where the rows come from: their parser.ArchiveURL, parser.Filename and parser.Time. */
+  archiveUrl: string;
+  entry: string;
+  time: string;
+}
+
 export interface Sink {
   /** e.g. `duckdb:/path/mlab-etl.duckdb` */
   readonly description: string;
   /** Creates the table and view of a datatype if they do not exist. Idempotent. */
   prepareTable(ref: TableRef): Promise<void>;
-  /**
-   * Rows that passed validation. May buffer; durable after commitArchive. `keys[i]` identifies
-   * rows[i] deterministically (archive, generation, entry, row index): the same row processed again
-   * has the same key, which a sink may use to drop repeats (BigQuery's insertId).
-   */
-  writeRows(ref: TableRef, rows: Row[], keys: string[], indices?: number[]): Promise<void>;
+  /** Rows that passed validation, serialised once by the pipeline. May buffer; durable after commitArchive. */
+  writeRows(ref: TableRef, batch: RowBatch): Promise<void>;
   /** Whether writeRows uses `keys`; when not, the pipeline does not compute them (a hash per row). */
   readonly usesRowKeys?: boolean;
   writeRejects(rejects: RejectRecord[]): Promise<void>;
@@ -74,4 +93,18 @@ export interface SetupAction {
   action: 'created' | 'updated' | 'unchanged';
   /** For an updated table, the fields added or relaxed; for an updated view, `query`. */
   changes?: string[];
+}
+
+/** Row i of a batch as JSON text (without its newline). */
+export function rowJson(batch: Pick<RowBatch, 'text' | 'ends'>, i: number): string {
+  return batch.text.toString('utf8', i === 0 ? 0 : batch.ends[i - 1], (batch.ends[i] as number) - 1);
+}
+
+/** JSONL bytes of these JSON texts (none holds a raw newline) and where each line ends. */
+export function jsonlBytes(json: string[]): { text: Buffer; ends: number[] } {
+  const text = Buffer.from(json.length === 0 ? '' : json.join('\n') + '\n');
+  const ends: number[] = [];
+  for (let at = text.indexOf(0x0a); at !== -1; at = text.indexOf(0x0a, at + 1)) ends.push(at + 1);
+  if (ends.length !== json.length) throw new Error(`jsonlBytes: ${json.length} rows but ${ends.length} lines`);
+  return { text, ends };
 }

@@ -4,9 +4,7 @@
  * path and keyword, goes to standard error. Nothing is stored.
  */
 import type { ArchiveRecord, RejectRecord } from '../ledger.js';
-import { stringifyBigQuery } from '../lossless-json.js';
-import type { Row } from '../rows.js';
-import type { CommitResult, Sink, TableRef } from './sink.js';
+import type { CommitResult, RowBatch, Sink, TableRef } from './sink.js';
 
 export class StdoutSink implements Sink {
   readonly description = 'stdout';
@@ -18,8 +16,8 @@ export class StdoutSink implements Sink {
 
   async prepareTable(_ref: TableRef): Promise<void> {}
 
-  async writeRows(_ref: TableRef, rows: Row[], _keys: string[]): Promise<void> {
-    if (rows.length > 0) this.out(rows.map((r) => stringifyBigQuery(r)).join('\n') + '\n');
+  async writeRows(_ref: TableRef, batch: RowBatch): Promise<void> {
+    if (batch.text.length > 0) this.out(batch.text.toString('utf8'));
   }
 
   async writeRejects(rejects: RejectRecord[]): Promise<void> {
