@@ -1,6 +1,10 @@
 // The checks of mlab-data.md §4, asserted on the parser's own output (not on the golden files).
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { goldenCases, runGoldenCase } from '../src/golden.js';
+import { DEFAULT_LIMITS } from '../src/limits.js';
+import { stringifyBigQuery } from '../src/lossless-json.js';
 import switchParser from './switch.js';
 
 type Row = { id: string; a: Record<string, unknown>; raw: { Metrics: { metric: string }[] } };
@@ -65,5 +69,63 @@ describe('switch parser', () => {
       'record_skipped',
       'record_skipped',
     ]);
+  });
+});
+
+describe('switch files with more timestamps than are held in memory', () => {
+  const V2 = 'v2-dfw07-local-octets-zeroed';
+
+  /** The rows of a file's text, with the given limits; also which temporary files were left. */
+  async function parseText(text: string, groupedRowsInMemory: number, maxGroupedRows = 100_000) {
+    const rows: string[] = [];
+    const parsed = switchParser.parse(
+      {
+        name: '20211214T023700-switch.jsonl',
+        size: text.length,
+        pax: {},
+        body: (async function* () {
+          yield Buffer.from(text);
+        })(),
+        archive: { url: 'file:///x.tgz', experiment: 'utilization', datatype: 'switch', date: '2021-12-14' },
+        limits: { ...DEFAULT_LIMITS, groupedRowsInMemory, maxGroupedRows },
+      },
+      { skip: () => {} },
+    );
+    for await (const row of parsed) rows.push(stringifyBigQuery(row));
+    return rows;
+  }
+
+  const spillDirs = (): string[] => readdirSync(os.tmpdir()).filter((d) => d.startsWith('mlab-etl-rows-'));
+
+  it('gives the same rows, byte for byte, when rows wait in temporary files, and removes them', async () => {
+    const c = goldenCases('switch').find((x) => x.name === V2);
+    if (!c) throw new Error('no v2 case');
+    const lines = readFileSync(c.input, 'utf8').trim().split('\n');
+    // Each metric's line in two halves, the second halves after every first half: a row's metrics
+    // arrive long apart, so a row is split across spills and must be put back together in order.
+    const halves = lines.map((l) => {
+      const o = JSON.parse(l) as { sample: unknown[] };
+      const mid = Math.floor(o.sample.length / 2);
+      return [
+        JSON.stringify({ ...o, sample: o.sample.slice(0, mid) }),
+        JSON.stringify({ ...o, sample: o.sample.slice(mid) }),
+      ];
+    });
+    const shuffled = [...halves.map((h) => h[1]), ...halves.map((h) => h[0])].join('\n');
+    const before = spillDirs().length;
+    for (const text of [readFileSync(c.input, 'utf8'), shuffled]) {
+      const held = await parseText(text, 100_000);
+      expect(held).toHaveLength(30);
+      for (const inMemory of [1, 3, 7]) expect(await parseText(text, inMemory)).toEqual(held);
+    }
+    expect(spillDirs().length).toBe(before);
+  });
+
+  it('still stops at maxGroupedRows with too_many_rows, and removes its temporary files', async () => {
+    const c = goldenCases('switch').find((x) => x.name === V2);
+    if (!c) throw new Error('no v2 case');
+    const before = spillDirs().length;
+    await expect(parseText(readFileSync(c.input, 'utf8'), 4, 20)).rejects.toMatchObject({ code: 'too_many_rows' });
+    expect(spillDirs().length).toBe(before);
   });
 });

@@ -8,6 +8,7 @@
  * `raw.Metrics` and a summary in `a`, sorted by timestamp. Same rules as M-Lab's parser.
  */
 import { EtlError } from '../src/errors.js';
+import { GroupedRows } from '../src/grouped-rows.js';
 import { jsonValues } from '../src/json-stream.js';
 import { defineParser, type ParsedRow } from '../src/parser-api.js';
 
@@ -101,65 +102,76 @@ export default defineParser({
   async *parse(input, context) {
     const v1 = !V2_SUFFIXES.some((s) => input.name.endsWith(s));
     const bugWindow = input.archive.date > LOCAL_OCTETS_BUG_AFTER && input.archive.date < LOCAL_OCTETS_BUG_BEFORE;
-    const rows = new Map<string, SwitchRow & { ts: number }>();
-    // Every row stays in memory until the file ends (rows come out sorted by time).
-    const maxRows = Math.min(input.limits.maxRowsPerEntry, input.limits.maxGroupedRows);
+    // Rows are grouped until the file ends (they come out sorted by time); past
+    // groupedRowsInMemory they wait in a temporary file, so memory stays flat.
+    const rows = new GroupedRows<SwitchRow & { ts: number }>({
+      maxInMemory: input.limits.groupedRowsInMemory,
+      maxRows: Math.min(input.limits.maxRowsPerEntry, input.limits.maxGroupedRows),
+      compare: (x, y) => x.ts - y.ts || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0),
+      // A row split by a spill: its later metrics follow, later summary values win, as in one pass.
+      combine: (earlier, later) => {
+        earlier.raw.Metrics.push(...later.raw.Metrics);
+        Object.assign(earlier.a, later.a);
+      },
+    });
 
-    for await (const { value, line } of jsonValues(input.body, input.limits)) {
-      const obj = metricObject(value, line);
-      // DISCOv1 repeats the next hour's first window as its last sample, stamped at the window start.
-      const samples = v1 && obj.sample.length > 0 ? obj.sample.slice(0, -1) : obj.sample;
-      const machine = MACHINE.exec(obj.hostname)?.[0];
-      const site = SITE.exec(obj.experiment)?.[1];
-      if (machine === undefined || site === undefined) {
-        if (samples.length > 0) {
-          context.skip(
-            'record_skipped',
-            `line ${line}: ${samples.length} samples of ${obj.metric || 'a metric'} skipped: no machine in hostname ${JSON.stringify(obj.hostname)} or no site in experiment ${JSON.stringify(obj.experiment)}`,
-          );
-        }
-        continue;
-      }
-      const field = SUMMARY_FIELDS.get(obj.metric);
-      const zeroed = bugWindow && (obj.metric === 'switch.octets.local.tx' || obj.metric === 'switch.octets.local.rx');
-      for (const s of samples) {
-        const sample = toSample(s, v1);
-        if (sample === null) {
-          context.skip(
-            'invalid_record',
-            `line ${line}: a sample of ${obj.metric} has no integer timestamp or numeric value`,
-            JSON.stringify(s, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)),
-          );
+    try {
+      for await (const { value, line } of jsonValues(input.body, input.limits)) {
+        const obj = metricObject(value, line);
+        // DISCOv1 repeats the next hour's first window as its last sample, stamped at the window start.
+        const samples = v1 && obj.sample.length > 0 ? obj.sample.slice(0, -1) : obj.sample;
+        const machine = MACHINE.exec(obj.hostname)?.[0];
+        const site = SITE.exec(obj.experiment)?.[1];
+        if (machine === undefined || site === undefined) {
+          if (samples.length > 0) {
+            context.skip(
+              'record_skipped',
+              `line ${line}: ${samples.length} samples of ${obj.metric || 'a metric'} skipped: no machine in hostname ${JSON.stringify(obj.hostname)} or no site in experiment ${JSON.stringify(obj.experiment)}`,
+            );
+          }
           continue;
         }
-        const id = `${machine}-${site}-${sample.timestamp}`;
-        let row = rows.get(id);
-        if (!row) {
-          if (rows.size >= maxRows) {
-            throw new EtlError('too_many_rows', `more than ${maxRows} timestamps in one file`, { stage: 'parser' });
+        const field = SUMMARY_FIELDS.get(obj.metric);
+        const zeroed =
+          bugWindow && (obj.metric === 'switch.octets.local.tx' || obj.metric === 'switch.octets.local.rx');
+        for (const s of samples) {
+          const sample = toSample(s, v1);
+          if (sample === null) {
+            context.skip(
+              'invalid_record',
+              `line ${line}: a sample of ${obj.metric} has no integer timestamp or numeric value`,
+              JSON.stringify(s, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)),
+            );
+            continue;
           }
-          row = {
-            ts: sample.timestamp,
-            id,
-            a: { Machine: machine, Site: site, CollectionTime: new Date(sample.timestamp * 1000).toISOString() },
-            raw: { Metrics: [] },
-          };
-          rows.set(id, row);
-        }
-        row.raw.Metrics.push({
-          metric: obj.metric,
-          hostname: obj.hostname,
-          experiment: obj.experiment,
-          sample: [sample],
-        });
-        if (field !== undefined) {
-          row.a[field] = zeroed ? 0 : summaryValue(sample.value);
-          row.a[`${field}Counter`] = zeroed ? 0 : (sample.counter ?? 0);
+          const id = `${machine}-${site}-${sample.timestamp}`;
+          let row = rows.get(id);
+          if (!row) {
+            row = {
+              ts: sample.timestamp,
+              id,
+              a: { Machine: machine, Site: site, CollectionTime: new Date(sample.timestamp * 1000).toISOString() },
+              raw: { Metrics: [] },
+            };
+            rows.add(id, row);
+          }
+          row.raw.Metrics.push({
+            metric: obj.metric,
+            hostname: obj.hostname,
+            experiment: obj.experiment,
+            sample: [sample],
+          });
+          if (field !== undefined) {
+            row.a[field] = zeroed ? 0 : summaryValue(sample.value);
+            row.a[`${field}Counter`] = zeroed ? 0 : (sample.counter ?? 0);
+          }
         }
       }
-    }
 
-    const sorted = [...rows.values()].sort((x, y) => x.ts - y.ts || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-    for (const { ts: _ts, ...row } of sorted) yield row;
+      for (const { ts: _ts, ...row } of rows.sorted()) yield row;
+    } finally {
+      // Temporary files go whether the file was read to its end or not.
+      rows.dispose();
+    }
   },
 });

@@ -1,0 +1,200 @@
+/**
+ * Rows a parser must group over a whole entry before it can emit any (switch groups every
+ * metric's sample by timestamp), in bounded memory: past `maxInMemory` rows, the rows held are
+ * sorted and written to a temporary file, and the end merges those files with what is still held,
+ * combining the parts of a row that were written at different times. The rows come out exactly
+ * as if every one had been held: sorted, each combined in input order.
+ *
+ * The files hold parsed values (v8 serialisation keeps bigints), never entry bytes, live in
+ * a directory of their own under the OS temporary directory and are removed when the rows have
+ * been read or the reading stops.
+ */
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { deserialize, serialize } from 'node:v8';
+import { EtlError } from './errors.js';
+
+export interface GroupedRowsOptions<R> {
+  /** Rows held in memory; more are written to a temporary file. */
+  maxInMemory: number;
+  /** Rows started in all (too_many_rows beyond). */
+  maxRows: number;
+  /** The output order; rows with the same key compare equal. */
+  compare(a: R, b: R): number;
+  /** Adds a later part of a row (from later input) to an earlier part. */
+  combine(earlier: R, later: R): void;
+}
+
+const READ_BUFFER = 64 * 1024;
+
+/** A spilled run read back one record at a time (4-byte length, then a v8-serialised row). */
+class RunReader<R> {
+  private buf = Buffer.alloc(READ_BUFFER);
+  private start = 0;
+  private end = 0;
+  private eof = false;
+
+  constructor(private readonly fd: number) {}
+
+  private fill(need: number): boolean {
+    if (this.end - this.start >= need) return true;
+    if (this.start > 0) {
+      this.buf.copy(this.buf, 0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    if (need > this.buf.length) {
+      const bigger = Buffer.alloc(Math.max(need, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, this.end);
+      this.buf = bigger;
+    }
+    while (this.end - this.start < need && !this.eof) {
+      const n = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, null);
+      if (n === 0) this.eof = true;
+      this.end += n;
+    }
+    return this.end - this.start >= need;
+  }
+
+  next(): R | null {
+    if (!this.fill(4)) return null;
+    const len = this.buf.readUInt32LE(this.start);
+    if (!this.fill(4 + len)) throw new Error('a spilled run ends inside a record');
+    const row = deserialize(this.buf.subarray(this.start + 4, this.start + 4 + len)) as R;
+    this.start += 4 + len;
+    return row;
+  }
+}
+
+export class GroupedRows<R> {
+  private readonly held = new Map<string, R>();
+  private readonly runs: string[] = [];
+  private dir: string | null = null;
+  private started = 0;
+
+  constructor(private readonly options: GroupedRowsOptions<R>) {}
+
+  get(key: string): R | undefined {
+    return this.held.get(key);
+  }
+
+  /** Starts a row (or the part of a row that comes after a spill). */
+  add(key: string, row: R): void {
+    if (++this.started > this.options.maxRows) {
+      throw new EtlError('too_many_rows', `more than ${this.options.maxRows} grouped rows in one file`, {
+        stage: 'parser',
+      });
+    }
+    if (this.held.size >= this.options.maxInMemory) this.spill();
+    this.held.set(key, row);
+  }
+
+  /** Rows written to temporary files so far. */
+  get spilledRuns(): number {
+    return this.runs.length;
+  }
+
+  private sortedHeld(): R[] {
+    const rows = [...this.held.values()].sort(this.options.compare);
+    this.held.clear();
+    return rows;
+  }
+
+  private spill(): void {
+    this.dir ??= mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-rows-'));
+    const file = path.join(this.dir, `${this.runs.length}.run`);
+    const fd = openSync(file, 'w');
+    try {
+      for (const row of this.sortedHeld()) {
+        const body = serialize(row);
+        const head = Buffer.alloc(4);
+        head.writeUInt32LE(body.length);
+        writeSync(fd, head);
+        writeSync(fd, body);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.runs.push(file);
+  }
+
+  /** Every row, sorted, parts combined. Call once, when the input has ended. */
+  *sorted(): Generator<R, void, undefined> {
+    if (this.runs.length === 0) {
+      yield* this.sortedHeld();
+      return;
+    }
+    const { compare, combine } = this.options;
+    const fds = this.runs.map((f) => openSync(f, 'r'));
+    try {
+      const memory = this.sortedHeld();
+      let m = 0;
+      // Sources in input order: the runs, then what is held. A min-heap of their heads, ties to the earlier source.
+      const readers = fds.map((fd) => new RunReader<R>(fd));
+      const nextOf = (s: number): R | null =>
+        s < readers.length ? (readers[s] as RunReader<R>).next() : m < memory.length ? (memory[m++] as R) : null;
+      const heap: { row: R; source: number }[] = [];
+      const less = (a: { row: R; source: number }, b: { row: R; source: number }): boolean => {
+        const c = compare(a.row, b.row);
+        return c < 0 || (c === 0 && a.source < b.source);
+      };
+      const push = (item: { row: R; source: number }): void => {
+        heap.push(item);
+        for (let i = heap.length - 1; i > 0;) {
+          const p = (i - 1) >> 1;
+          if (!less(heap[i] as never, heap[p] as never)) break;
+          [heap[i], heap[p]] = [heap[p] as never, heap[i] as never];
+          i = p;
+        }
+      };
+      const pop = (): { row: R; source: number } | undefined => {
+        const top = heap[0];
+        const last = heap.pop();
+        if (heap.length > 0 && last) {
+          heap[0] = last;
+          for (let i = 0; ;) {
+            const l = 2 * i + 1;
+            const r = l + 1;
+            let min = i;
+            if (l < heap.length && less(heap[l] as never, heap[min] as never)) min = l;
+            if (r < heap.length && less(heap[r] as never, heap[min] as never)) min = r;
+            if (min === i) break;
+            [heap[i], heap[min]] = [heap[min] as never, heap[i] as never];
+            i = min;
+          }
+        }
+        return top;
+      };
+      for (let s = 0; s <= readers.length; s++) {
+        const row = nextOf(s);
+        if (row !== null) push({ row, source: s });
+      }
+      for (let item = pop(); item; item = pop()) {
+        const row = item.row;
+        const refill = (s: number): void => {
+          const next = nextOf(s);
+          if (next !== null) push({ row: next, source: s });
+        };
+        refill(item.source);
+        // The same row's later parts, from later sources, in their order.
+        while (heap.length > 0 && compare((heap[0] as { row: R }).row, row) === 0) {
+          const part = pop() as { row: R; source: number };
+          combine(row, part.row);
+          refill(part.source);
+        }
+        yield row;
+      }
+    } finally {
+      for (const fd of fds) closeSync(fd);
+      this.dispose();
+    }
+  }
+
+  /** Removes the temporary files. */
+  dispose(): void {
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
+    this.runs.length = 0;
+  }
+}
