@@ -21,9 +21,9 @@ export interface GroupedRowsOptions<R> {
   /** Rows started in all (too_many_rows beyond). */
   maxRows: number;
   /** The output order; rows with the same key compare equal. */
-  compare(a: R, b: R): number;
+  compare: (a: R, b: R) => number;
   /** Adds a later part of a row (from later input) to an earlier part. */
-  combine(earlier: R, later: R): void;
+  combine: (earlier: R, later: R) => void;
 }
 
 const READ_BUFFER = 64 * 1024;
