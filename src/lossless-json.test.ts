@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseLossless, stringifyBigQuery } from './lossless-json.js';
+import { parseLossless, parseLosslessDocument, stringifyBigQuery } from './lossless-json.js';
 
 describe('parseLossless', () => {
   it('keeps DISCO nanosecond timestamps and 64-bit counters digit for digit', () => {
@@ -42,6 +42,24 @@ describe('stringifyBigQuery', () => {
   it('writes integers outside +/-2^53 as decimal strings and the rest as numbers', () => {
     expect(stringifyBigQuery({ a: 9007199254740993n, b: 5n, c: -9007199254740993n, d: 1.5 })).toBe(
       '{"a":"9007199254740993","b":5,"c":"-9007199254740993","d":1.5}',
+    );
+  });
+});
+
+describe('parseLosslessDocument', () => {
+  it('gives what parseLossless gives, whether or not the text holds long integers', () => {
+    for (const text of [
+      '{"collectstart":1639449420001598262,"counter":18446744073709551615,"neg":-9223372036854775808,"value":476621275}',
+      '{"safe":1000000000000000,"f":1.12345678901234567,"e":12345678901234567e2,"s":"12345678901234567890","a":[9007199254740993]}',
+      '{"edge":9007199254740992,"below":9007199254740991,"deep":[[{"x":[18446744073709551617]}]]}',
+      '{"s":"a\\"12345678901234567890\\u0000","n":12345678901234567890}',
+      '{"plain":[1,2.5,"x",null,true,{"y":-3}],"big":1e400}',
+      '[]',
+    ]) {
+      expect(parseLosslessDocument(text)).toEqual(parseLossless(text));
+    }
+    expect((parseLosslessDocument('{"a":[{"b":9007199254740993}]}') as { a: { b: unknown }[] }).a[0]?.b).toBe(
+      9007199254740993n,
     );
   });
 });

@@ -75,6 +75,28 @@ export function parseLossless(text: string): unknown {
   return restore(value, tag);
 }
 
+/** Whether a value from JSON.parse holds an integer it could not keep exact (beyond +/-2^53). */
+function lostPrecision(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value);
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) {
+    for (const v of value) if (lostPrecision(v)) return true;
+    return false;
+  }
+  for (const key in value) if (lostPrecision((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+/**
+ * parseLossless for a document that seldom holds long integers (an ndt7 result, an annotation):
+ * the native parse first, and the text parsed again exactly only when an integer came out beyond
+ * +/-2^53. Walking the parsed value costs less than scanning its text for long digit runs.
+ */
+export function parseLosslessDocument(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  return lostPrecision(value) ? parseLossless(text) : value;
+}
+
 /**
  * BigQuery's JSON for a bigint: a number within +/-2^53, a decimal string beyond. Installed as
  * BigInt.prototype.toJSON (where nothing else defined one), so JSON.stringify serialises rows

@@ -2,7 +2,7 @@
 import { EtlError } from './errors.js';
 import { depthOf } from './json-stream.js';
 import { DEFAULT_LIMITS } from './limits.js';
-import { parseLossless } from './lossless-json.js';
+import { parseLosslessDocument } from './lossless-json.js';
 import type { JsonLimits } from './limits.js';
 
 /**
@@ -30,7 +30,7 @@ export async function readOneJson(body: AsyncIterable<Buffer>, limits?: Partial<
   if (text.trim() === '') throw new EtlError('invalid_json', 'the entry holds no JSON document', { stage: 'parser' });
   const maxDepth = limits?.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
   try {
-    return parseLossless(text);
+    return parseLosslessDocument(text);
   } catch (err) {
     if (err instanceof RangeError || (text.length > maxDepth && depthOf(text) > maxDepth)) {
       throw new EtlError('json_too_deep', `JSON nested deeper than ${maxDepth} levels`, {
