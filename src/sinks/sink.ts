@@ -100,11 +100,20 @@ export function rowJson(batch: Pick<RowBatch, 'text' | 'ends'>, i: number): stri
   return batch.text.toString('utf8', i === 0 ? 0 : batch.ends[i - 1], (batch.ends[i] as number) - 1);
 }
 
-/** JSONL bytes of these JSON texts (none holds a raw newline) and where each line ends. */
+/**
+ * JSONL bytes of these JSON texts (none holds a raw newline) and where each line ends: written
+ * straight into one buffer of its own (a worker thread transfers it), without joining the texts.
+ */
 export function jsonlBytes(json: string[]): { text: Buffer; ends: number[] } {
-  const text = Buffer.from(json.length === 0 ? '' : json.join('\n') + '\n');
-  const ends: number[] = [];
-  for (let at = text.indexOf(0x0a); at !== -1; at = text.indexOf(0x0a, at + 1)) ends.push(at + 1);
-  if (ends.length !== json.length) throw new Error(`jsonlBytes: ${json.length} rows but ${ends.length} lines`);
+  let total = 0;
+  for (const j of json) total += Buffer.byteLength(j) + 1;
+  const text = Buffer.allocUnsafeSlow(total);
+  const ends: number[] = new Array<number>(json.length);
+  let at = 0;
+  for (let i = 0; i < json.length; i++) {
+    at += text.write(json[i] as string, at);
+    text[at++] = 0x0a;
+    ends[i] = at;
+  }
   return { text, ends };
 }
