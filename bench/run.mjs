@@ -875,6 +875,10 @@ const md = [
     profileMarkdown(p.summary),
     '',
   ]),
+  // What was changed because of the profiles: written by hand, kept beside the harness.
+  ...(existsSync(path.join(BENCH, 'profile-changes.md'))
+    ? [readFileSync(path.join(BENCH, 'profile-changes.md'), 'utf8').trim().replace(/^## /, '### '), '']
+    : []),
   `Total benchmark time: ${fmt(totalSeconds / 60, 1)} min (generating archives: ${fmt(generateSeconds, 0)} s).`,
   '',
 ];
