@@ -147,7 +147,9 @@ export async function processArchive(
     record.date = identity.date;
     source.authorize?.();
     const parser = config.registry.get(identity.datatype);
-    const validate = config.schemas.validator(identity.datatype);
+    // With worker threads the workers validate: compiling the validator here too would only cost time.
+    const validator = (): ReturnType<SchemaSet['validator']> => config.schemas.validator(identity.datatype);
+    if (!config.pool) validator();
     const table = tableFor(identity.experiment, identity.datatype);
     record.table = tableName(table);
     await sink.prepareTable(table);
@@ -259,7 +261,7 @@ export async function processArchive(
         }
         if (!pool) {
           try {
-            await store(item.name, entryBatches(parser, validate, jobFor(item), item.body));
+            await store(item.name, entryBatches(parser, validator(), jobFor(item), item.body));
           } finally {
             record.entry_bytes = (record.entry_bytes ?? 0) + item.bytesRead();
           }
