@@ -828,6 +828,7 @@ const md = [
     : []),
   ...(bigquery.length
     ? [
+        '',
         '## BigQuery sink',
         '',
         '`node bench/bigquery.mjs ROWS.jsonl`: the rows `mlab-etl parse` wrote for the archive, written through the BigQuery sink (one process, batches of one entry as the pipeline hands them over, then the archive committed) to the BigQuery test server in another process, answering every insertAll 75 ms late and checking every row as BigQuery would. "sink busy" is the share of the time the sink\'s process was on a CPU: far below 100%, it was waiting for the server.',
