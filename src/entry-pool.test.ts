@@ -13,8 +13,9 @@ import { processArchive } from './pipeline.js';
 import { Registry } from './registry.js';
 import { SchemaSet } from './schema.js';
 import { JsonlSink } from './sinks/jsonl-sink.js';
+import type { RowBatch, TableRef } from './sinks/sink.js';
 import { buildArchive } from './testing/archives.js';
-import { tempDir } from './testing/helpers.js';
+import { tempDir, withTimeout } from './testing/helpers.js';
 
 // One clock for both runs (the time budget counts from it, so it is now).
 const NOW = new Date();
@@ -49,9 +50,13 @@ function archivesUnder(dir: string): string[] {
 }
 
 /** Everything a sink stored for these archives, file by file, with the run's timings taken out. */
-async function store(files: string[], withPool: boolean): Promise<Record<string, string>> {
+async function store(
+  files: string[],
+  withPool: boolean,
+  makeSink: (dir: string) => JsonlSink = (dir) => new JsonlSink(dir),
+): Promise<Record<string, string>> {
   const dir = tempDir('pool');
-  const sink = new JsonlSink(dir);
+  const sink = makeSink(dir);
   for (const file of files) {
     await processArchive(localArchive(file), {
       registry,
@@ -148,6 +153,57 @@ describe('parsing with worker threads', () => {
     expectSameStored(one, many);
   }, 60_000);
 
+  it('hands the bytes read before an archive broke inside a small entry to its parser, as one thread does', async () => {
+    const hop = readFileSync(
+      path.join(PACKAGE_ROOT, 'testdata/hopannotation2/real-hop/20210818T174432Z_1e0b318cf3c2_91.189.88.152.json'),
+      'utf8',
+    ).trim();
+    const lines = Array.from({ length: 1500 }, (_, i) => hop.replace(/"ID":"[^"]*"/, `"ID":"hop-${i}"`)).join('\n');
+    expect(lines.length).toBeLessThan(1024 * 1024); // small enough to go to a worker in one message
+    const tarBytes = await buildArchive([{ name: '2021/08/18/hops.json', content: lines }], { gzip: false });
+    const file = path.join(
+      tempDir('cut-small'),
+      'ndt/hopannotation2/2021/08/18/20210818T000000.000000Z-hopannotation2-mlab1-abc01-ndt.tar',
+    );
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, tarBytes.subarray(0, 512 + Math.floor(lines.length / 2)));
+    const one = await store([file], false);
+    const many = await store([file], true);
+    const rows = (one['raw_ndt/hopannotation2.jsonl'] ?? '').split('\n').filter(Boolean).length;
+    expect(rows).toBeGreaterThan(500);
+    expect(one['_archives.jsonl']).toContain('"error_code":"truncated_archive"');
+    expectSameStored(one, many);
+  }, 60_000);
+
+  it('stops at a failed write with the same ledger as one thread, though workers read ahead', async () => {
+    const lines = readFileSync(V2_FILE, 'utf8');
+    const shifted = (k: number): string =>
+      lines.replace(/"timestamp":(\d+)/g, (_m, t: string) => `"timestamp":${Number(t) + 300 * k}`);
+    const bytes = await buildArchive(
+      Array.from({ length: 12 }, (_, k) => ({
+        name: `2021/12/14/e${String(k).padStart(2, '0')}-switch.jsonl`,
+        content: shifted(k),
+      })),
+    );
+    const file = path.join(
+      tempDir('write-fails'),
+      'utilization/switch/2021/12/14/20211214T030000.000000Z-switch-mlab2-dfw07-utilization.tgz',
+    );
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, bytes);
+    class FailingSink extends JsonlSink {
+      override async writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
+        if (batch.entry.includes('e03')) throw new Error('disk full');
+        return super.writeRows(ref, batch);
+      }
+    }
+    const one = await store([file], false, (dir) => new FailingSink(dir));
+    const many = await store([file], true, (dir) => new FailingSink(dir));
+    expect(one['_archives.jsonl']).toContain('"entries_seen":4');
+    expect(one['_archives.jsonl']).toContain('"error_code":"sink_error"');
+    expectSameStored(one, many);
+  }, 60_000);
+
   it('fails only the entry whose worker thread died, and goes on with a new thread', async () => {
     // A datatype whose parser ends its thread on an entry saying "die".
     const root = tempDir('crash');
@@ -185,7 +241,7 @@ export default defineParser({
     let text = '';
     for await (const chunk of input.body) text += chunk.toString();
     if (text.trim() === 'die') process.exit(3);
-    yield { id: text.trim() };
+    yield { id: text.length > 100 ? 'big-' + text.length : text.trim() };
   },
 });
 `,
@@ -198,36 +254,56 @@ export default defineParser({
       parsersDir: path.join(root, 'parsers'),
     });
     try {
-      const bytes = await buildArchive(['a', 'die', 'b', 'die', 'c'].map((content, i) => ({ name: `e${i}`, content })));
-      const file = path.join(root, 'exp/crashy/2021/12/14/20211214T030000.000000Z-crashy-mlab2-dfw07-exp.tgz');
+      // 'big' is still being read, slowly, when the thread that parsed 'die' dies: it has not been
+      // sent to any thread yet, and must go to the new one.
+      const big = 'x'.repeat(600 * 1024);
+      const bytes = await buildArchive(
+        ['a', 'die', big, 'b', 'die', 'c'].map((content, i) => ({ name: `e${i}`, content })),
+        { gzip: false },
+      );
+      const file = path.join(root, 'exp/crashy/2021/12/14/20211214T030000.000000Z-crashy-mlab2-dfw07-exp.tar');
       mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, bytes);
+      const local = localArchive(file);
+      const slow = {
+        ...local,
+        open: async function* () {
+          for (let at = 0; at < bytes.length; at += 16 * 1024) {
+            yield bytes.subarray(at, at + 16 * 1024);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        },
+      };
       const dir = tempDir('crash-out');
       const sink = new JsonlSink(dir);
-      const result = await processArchive(localArchive(file), {
-        registry: crashRegistry,
-        schemas: crashSchemas,
-        sink,
-        version: 'test',
-        gitCommit: null,
-        pool: crashPool,
-      });
+      const result = await withTimeout(
+        processArchive(slow, {
+          registry: crashRegistry,
+          schemas: crashSchemas,
+          sink,
+          version: 'test',
+          gitCommit: null,
+          pool: crashPool,
+        }),
+        30_000,
+        'the archive with two thread deaths',
+      );
       await sink.close();
       expect([result.record.status, result.record.entries_parsed, result.record.entries_failed]).toEqual([
         'partial',
-        3,
+        4,
         2,
       ]);
       expect(result.failures.map((f) => [f.entry, f.code])).toEqual([
         ['e1', 'internal_error'],
-        ['e3', 'internal_error'],
+        ['e4', 'internal_error'],
       ]);
       expect(result.failures[0]?.message).toMatch(/worker thread: exited with code 3/);
       const ids = readFileSync(path.join(dir, 'raw_exp/crashy.jsonl'), 'utf8')
         .trim()
         .split('\n')
         .map((l) => (JSON.parse(l) as { id: string }).id);
-      expect(ids).toEqual(['a', 'b', 'c']);
+      expect(ids).toEqual(['a', `big-${big.length}`, 'b', 'c']);
     } finally {
       await crashPool.close();
     }

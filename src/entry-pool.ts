@@ -9,6 +9,9 @@
  * BODY_WINDOW of them wait in a worker, and a worker stops parsing while OUTPUT_WINDOW of its
  * batches wait for the pipeline.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EtlError, isErrorCode } from './errors.js';
 import type { EntryBatch, EntryJob } from './entry-rows.js';
@@ -50,8 +53,8 @@ export interface EntryPoolOptions {
 }
 
 /** The worker module: compiled JavaScript next to this file, or TypeScript run through tsx (tests). */
-function spawn(options: EntryPoolOptions): Worker {
-  const workerData = { schemasDir: options.schemasDir, parsersDir: options.parsersDir };
+function spawn(options: EntryPoolOptions & { spillRoot: string }): Worker {
+  const workerData = { schemasDir: options.schemasDir, parsersDir: options.parsersDir, spillRoot: options.spillRoot };
   if (import.meta.url.endsWith('.ts')) {
     const url = new URL('./entry-worker.ts', import.meta.url).href;
     const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`;
@@ -80,14 +83,20 @@ export class EntryTask {
     private readonly start: { datatype: string; job: EntryJob },
   ) {}
 
-  /** Sends the start message, with the whole body when it is small (one message instead of three). */
   /** The whole body of a small entry, kept until its worker begins it: another can take it should that one die. */
   private whole: Buffer | null = null;
+  /** Bytes read before the start message went: a small entry goes whole, in that message. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   /** The worker has begun parsing this entry. */
   begun = false;
 
-  private begin(held: Buffer[], whole: boolean): void {
+  /** Sends the start message, with the whole body when it is small (one message instead of three). */
+  private begin(whole: boolean): void {
+    if (this.started || this.finished) return;
     this.started = true;
+    const held = this.held;
+    this.held = [];
     if (whole) {
       this.whole = Buffer.concat(held);
       this.sendWhole();
@@ -107,6 +116,8 @@ export class EntryTask {
    * the thread that replaced it; false when that cannot be done (its body was streamed).
    */
   requeue(): boolean {
+    // Not sent yet: it goes to the new thread when its body has been read, as it would have.
+    if (!this.started) return true;
     if (this.begun || this.whole === null) return false;
     this.sendWhole();
     return true;
@@ -126,14 +137,12 @@ export class EntryTask {
 
   /** Sends the entry's bytes, waiting while the worker is behind; stops early once it has finished. */
   async feed(body: AsyncIterable<Buffer>): Promise<void> {
-    const held: Buffer[] = [];
-    let heldBytes = 0;
     for await (const chunk of body) {
       if (this.finished) break;
       if (!this.started) {
-        held.push(chunk);
-        heldBytes += chunk.length;
-        if (heldBytes > WHOLE_BODY) this.begin(held.splice(0), false);
+        this.held.push(chunk);
+        this.heldBytes += chunk.length;
+        if (this.heldBytes > WHOLE_BODY) this.begin(false);
       } else {
         this.send(chunk);
       }
@@ -141,13 +150,17 @@ export class EntryTask {
         await new Promise<void>((resolve) => (this.bodyWake = resolve));
       }
     }
-    if (!this.started) this.begin(held, true);
+    if (!this.started) this.begin(true);
     else if (!this.finished) this.slot.post({ type: 'end', id: this.id });
   }
 
-  /** Ends the body with this error, as reading it would have: the parser fails with it. */
+  /**
+   * Ends the body with this error, as reading it would have: the parser gets the bytes read so
+   * far, then fails with it.
+   */
   abort(err: EtlError): void {
-    if (!this.started) this.begin([], false);
+    if (this.finished) return;
+    this.begin(false);
     if (!this.finished) {
       this.slot.post({ type: 'abort', id: this.id, code: err.code, message: err.message, retryable: err.retryable });
     }
@@ -242,10 +255,14 @@ class Slot {
   readonly tasks = new Map<number, EntryTask>();
   ready: Promise<void>;
   closing = false;
+  /** Its thread died and the one started in its place could not start: no entry goes here. */
+  dead = false;
   private exited = false;
+  /** The current thread has said it is ready. */
+  private workerReady = false;
 
   constructor(
-    private readonly options: EntryPoolOptions,
+    private readonly options: EntryPoolOptions & { spillRoot: string },
     private readonly onFree: (slot: Slot) => void,
   ) {
     this.worker = spawn(options);
@@ -262,6 +279,7 @@ class Slot {
       this.worker.on('message', (msg: FromWorker) => {
         if (msg.type === 'ready') {
           started = true;
+          this.workerReady = true;
           resolve();
           return;
         }
@@ -289,8 +307,10 @@ class Slot {
   }
 
   private crashed(message: string): void {
-    if (this.exited || this.closing) return;
+    // A thread that never became ready is not replaced: its start failing settles it (see below).
+    if (this.exited || this.closing || this.dead || !this.workerReady) return;
     this.exited = true;
+    this.workerReady = false;
     const tasks = [...this.tasks.values()];
     this.tasks.clear();
     // A new thread takes the place of the one that died.
@@ -301,7 +321,14 @@ class Slot {
     this.ready = this.attach();
     this.ready.then(
       () => this.onFree(this),
-      () => undefined,
+      (err: unknown) => {
+        // A thread that cannot even start is not replaced again: its entries fail, the slot is out.
+        this.dead = true;
+        const stranded = [...this.tasks.values()];
+        this.tasks.clear();
+        for (const task of stranded) task.fail(workerError(`no replacement could start: ${(err as Error).message}`));
+        this.onFree(this);
+      },
     );
     // The entry it was parsing fails; those queued behind it go to the new thread, in their order,
     // before anything else can be posted to it (messages wait until it listens).
@@ -322,8 +349,14 @@ export class EntryPool {
   private nextId = 1;
   private started = false;
 
+  /** The threads' temporary files (grouped rows), removed on close: terminate() runs no cleanup in them. */
+  private readonly spillRoot = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-pool-'));
+
   private constructor(options: EntryPoolOptions) {
-    this.slots = Array.from({ length: options.workers }, () => new Slot(options, () => this.freed()));
+    this.slots = Array.from(
+      { length: options.workers },
+      () => new Slot({ ...options, spillRoot: this.spillRoot }, () => this.freed()),
+    );
   }
 
   /** Starts the threads and waits until each has loaded the parsers and schemas. */
@@ -355,7 +388,9 @@ export class EntryPool {
       let best: Slot | null = null;
       // An entry too large to go in one message streams to its worker, and is only queued on an idle one.
       const depth = job.size <= WHOLE_BODY ? QUEUE_DEPTH : 1;
-      for (const s of this.slots) if (s.tasks.size < depth && (!best || s.tasks.size < best.tasks.size)) best = s;
+      const live = this.slots.filter((s) => !s.dead);
+      if (live.length === 0) throw workerError('every worker thread died and none could be started again');
+      for (const s of live) if (s.tasks.size < depth && (!best || s.tasks.size < best.tasks.size)) best = s;
       if (best && this.started) {
         const task = new EntryTask(this.nextId++, best, { datatype, job });
         best.tasks.set(task.id, task);
@@ -366,7 +401,8 @@ export class EntryPool {
   }
 
   private freed(): void {
-    this.waiting.shift()?.();
+    // Every waiter looks again: a slot may also have gone dead, which they must hear of.
+    for (const wake of this.waiting.splice(0)) wake();
   }
 
   async close(): Promise<void> {
@@ -376,5 +412,6 @@ export class EntryPool {
         await s.worker.terminate();
       }),
     );
+    rmSync(this.spillRoot, { recursive: true, force: true });
   }
 }

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { EtlError, isErrorCode, toEtlError } from './errors.js';
 import { entryBatches, type EntryJob } from './entry-rows.js';
 import { OUTPUT_WINDOW, type FromWorker, type ToWorker } from './entry-pool.js';
+import { setSpillRoot } from './grouped-rows.js';
 import { Registry } from './registry.js';
 import { SchemaSet } from './schema.js';
 
@@ -101,7 +102,8 @@ async function run(
 }
 
 async function main(): Promise<void> {
-  const data = (workerData ?? {}) as { schemasDir?: string; parsersDir?: string };
+  const data = (workerData ?? {}) as { schemasDir?: string; parsersDir?: string; spillRoot?: string };
+  if (data.spillRoot) setSpillRoot(data.spillRoot);
   let registry: Registry;
   let schemas: SchemaSet;
   try {

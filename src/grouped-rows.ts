@@ -28,6 +28,18 @@ export interface GroupedRowsOptions<R> {
 
 const READ_BUFFER = 64 * 1024;
 
+/** Where spilled rows go: the OS temporary directory unless set (worker threads use their pool's). */
+let spillRoot: string | null = null;
+
+/**
+ * Puts spilled rows under this directory from now on. A pool of worker threads gives its threads
+ * a directory of its own and removes it when it closes, since a thread ended by terminate() runs
+ * no cleanup of its own.
+ */
+export function setSpillRoot(dir: string | null): void {
+  spillRoot = dir;
+}
+
 /** A spilled run read back one record at a time (4-byte length, then a v8-serialised row). */
 class RunReader<R> {
   private buf = Buffer.alloc(READ_BUFFER);
@@ -81,14 +93,20 @@ export class GroupedRows<R> {
 
   /** Starts a row (or the part of a row that comes after a spill). */
   add(key: string, row: R): void {
-    if (++this.started > this.options.maxRows) {
+    if (this.held.size >= this.options.maxInMemory) this.spill();
+    this.held.set(key, row);
+    // Rows, not parts: once rows have been spilled, a key may come back, so keys are remembered.
+    if (this.spilledKeys) this.spilledKeys.add(key);
+    const rows = this.spilledKeys ? this.spilledKeys.size : this.held.size;
+    if (rows > this.options.maxRows) {
       throw new EtlError('too_many_rows', `more than ${this.options.maxRows} grouped rows in one file`, {
         stage: 'parser',
       });
     }
-    if (this.held.size >= this.options.maxInMemory) this.spill();
-    this.held.set(key, row);
   }
+
+  /** Every key seen, from the first spill on (before it, the held rows are all there is). */
+  private spilledKeys: Set<string> | null = null;
 
   /** Rows written to temporary files so far. */
   get spilledRuns(): number {
@@ -102,7 +120,8 @@ export class GroupedRows<R> {
   }
 
   private spill(): void {
-    this.dir ??= mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-rows-'));
+    this.spilledKeys ??= new Set(this.held.keys());
+    this.dir ??= mkdtempSync(path.join(spillRoot ?? os.tmpdir(), 'mlab-etl-rows-'));
     const file = path.join(this.dir, `${this.runs.length}.run`);
     const fd = openSync(file, 'w');
     try {
@@ -126,8 +145,9 @@ export class GroupedRows<R> {
       return;
     }
     const { compare, combine } = this.options;
-    const fds = this.runs.map((f) => openSync(f, 'r'));
+    const fds: number[] = [];
     try {
+      for (const f of this.runs) fds.push(openSync(f, 'r'));
       const memory = this.sortedHeld();
       let m = 0;
       // Sources in input order: the runs, then what is held. A min-heap of their heads, ties to the earlier source.

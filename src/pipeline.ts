@@ -224,11 +224,30 @@ export async function processArchive(
     let writing: Promise<void> = Promise.resolve();
     let writeFailed: EtlError | null = null;
     /** Rejects of skipped entries take their place among the entries' own rows and rejects. */
+    // Entries read ahead of a failed write are never stored: like a one-thread run, which stops at
+    // the failure, the ledger does not count them as seen.
+    const unseen = (skipped: boolean): void => {
+      record.entries_seen--;
+      if (skipped) record.entries_skipped--;
+    };
+    /** Queues a write behind those before it; the chain never rejects, its first failure is kept. */
+    const enqueue = (write: () => Promise<void>, skipped: () => void, always?: () => Promise<void>): void => {
+      writing = writing.then(async () => {
+        try {
+          if (writeFailed === null) await write();
+          else skipped();
+        } catch (err) {
+          writeFailed ??= toEtlError(err, 'internal_error', 'archive');
+        } finally {
+          await always?.();
+        }
+      });
+    };
     const inOrder = async (write: () => Promise<void>): Promise<void> => {
       if (!pool) return write();
-      writing = writing.then(() => (writeFailed === null ? write() : undefined));
-      writing.catch((err: unknown) => (writeFailed ??= toEtlError(err, 'internal_error', 'archive')));
+      enqueue(write, () => unseen(true));
     };
+    let readFailed: EtlError | null = null;
     try {
       for await (const item of entries) {
         if (writeFailed !== null) break;
@@ -268,10 +287,11 @@ export async function processArchive(
           continue;
         }
         const task = await pool.begin(identity.datatype, jobFor(item));
-        writing = writing
-          .then(() => (writeFailed === null ? store(item.name, task.batches()) : undefined))
-          .finally(() => task.discard());
-        writing.catch((err: unknown) => (writeFailed ??= toEtlError(err, 'internal_error', 'archive')));
+        enqueue(
+          () => store(item.name, task.batches()),
+          () => unseen(false),
+          () => task.discard(),
+        );
         try {
           await task.feed(item.body);
         } catch (err) {
@@ -284,13 +304,16 @@ export async function processArchive(
           record.entry_bytes = (record.entry_bytes ?? 0) + item.bytesRead();
         }
       }
-    } finally {
-      // Entries already handed to workers are stored (or their failure recorded) before the archive ends.
-      await writing.catch(() => undefined);
+    } catch (err) {
+      readFailed = toEtlError(err, 'internal_error', 'archive');
     }
-    // Set by the callbacks above, which TypeScript's narrowing does not see.
-    const failedWrite = writeFailed as EtlError | null;
+    // Entries already handed to workers are stored (or their failure recorded) before the archive ends.
+    await writing;
+    // A failed write concerns an entry before the one being read: it is the archive's error, as
+    // it would have been in one thread, which stops there.
+    const failedWrite = writeFailed as EtlError | null; // set by callbacks TypeScript's narrowing does not see
     if (failedWrite) throw failedWrite;
+    if (readFailed) throw readFailed;
   } catch (err) {
     const e = toEtlError(err, 'internal_error', 'archive');
     record.status = 'failed';
