@@ -28,6 +28,16 @@ export interface GroupedRowsOptions<R> {
 
 const READ_BUFFER = 64 * 1024;
 
+/** FNV-1a of the key's UTF-16 code units, in 31 bits (a small integer for V8). */
+function keyHash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h & 0x7fffffff;
+}
+
 /** Where spilled rows go: the OS temporary directory unless set (worker threads use their pool's). */
 let spillRoot: string | null = null;
 
@@ -95,8 +105,9 @@ export class GroupedRows<R> {
   add(key: string, row: R): void {
     if (this.held.size >= this.options.maxInMemory) this.spill();
     this.held.set(key, row);
-    // Rows, not parts: once rows have been spilled, a key may come back, so keys are remembered.
-    if (this.spilledKeys) this.spilledKeys.add(key);
+    // Rows, not parts: once rows have been spilled, a key may come back, so keys are remembered
+    // (as 31-bit hashes: small integers cost no allocation; a collision undercounts by one).
+    if (this.spilledKeys) this.spilledKeys.add(keyHash(key));
     const rows = this.spilledKeys ? this.spilledKeys.size : this.held.size;
     if (rows > this.options.maxRows) {
       throw new EtlError('too_many_rows', `more than ${this.options.maxRows} grouped rows in one file`, {
@@ -105,8 +116,8 @@ export class GroupedRows<R> {
     }
   }
 
-  /** Every key seen, from the first spill on (before it, the held rows are all there is). */
-  private spilledKeys: Set<string> | null = null;
+  /** Every key seen, hashed, from the first spill on (before it, the held rows are all there is). */
+  private spilledKeys: Set<number> | null = null;
 
   /** Rows written to temporary files so far. */
   get spilledRuns(): number {
@@ -120,7 +131,7 @@ export class GroupedRows<R> {
   }
 
   private spill(): void {
-    this.spilledKeys ??= new Set(this.held.keys());
+    this.spilledKeys ??= new Set([...this.held.keys()].map(keyHash));
     this.dir ??= mkdtempSync(path.join(spillRoot ?? os.tmpdir(), 'mlab-etl-rows-'));
     const file = path.join(this.dir, `${this.runs.length}.run`);
     const fd = openSync(file, 'w');
