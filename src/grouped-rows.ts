@@ -26,7 +26,7 @@ export interface GroupedRowsOptions<R> {
   combine: (earlier: R, later: R) => void;
 }
 
-const READ_BUFFER = 64 * 1024;
+const READ_BUFFER = 16 * 1024;
 
 /** FNV-1a of the key's UTF-16 code units, in 31 bits (a small integer for V8). */
 function keyHash(key: string): number {
