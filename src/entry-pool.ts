@@ -1,9 +1,9 @@
 /**
  * `--workers N`: entries parsed, validated and serialised in worker threads. The main thread
- * still reads the archive (gunzip and tar are sequential) and hands each entry's bytes to an idle
- * worker, which runs the same code as the main thread would (entry-rows.ts) and sends back
- * batches of rows as JSON text. The pipeline writes the batches entry by entry in archive order,
- * so the sink sees exactly what a one-thread run gives.
+ * still reads the archive (gunzip and tar are sequential) and hands each entry's bytes to the
+ * worker with the fewest entries queued, which runs the same code as the main thread would
+ * (entry-rows.ts) and sends back batches of rows as JSONL bytes. The pipeline stores the batches
+ * entry by entry in archive order, so the sink sees exactly what a one-thread run gives.
  *
  * Memory stays bounded both ways: the main thread stops sending an entry's bytes while more than
  * BODY_WINDOW of them wait in a worker, and a worker stops parsing while OUTPUT_WINDOW of its
@@ -373,10 +373,6 @@ export class EntryPool {
     }
     pool.started = true;
     return pool;
-  }
-
-  get size(): number {
-    return this.slots.length;
   }
 
   /**
