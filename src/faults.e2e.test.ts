@@ -783,7 +783,9 @@ describe('the Pub/Sub emulator restarted mid-run', () => {
 
     await notify(topic, first);
     await notify(topic, second);
-    await waitFor('the archives published before the outage', () => okSince(first, 0) && okSince(second, 0));
+    // As long as the waits after the restart: a busy machine or a Storage emulator hiccup makes the
+    // worker resume or redeliver, which takes longer than the default 30 s.
+    await waitFor('the archives published before the outage', () => okSince(first, 0) && okSince(second, 0), 45_000);
     expect(await status('/readyz')).toBe(200);
     // Their acks have left (the client sends them within a fraction of a second).
     await sleep(1500);
