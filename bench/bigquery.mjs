@@ -71,10 +71,13 @@ let experiment = null;
 for await (const line of createInterface({ input: createReadStream(rowsFile) })) {
   if (!line) continue;
   const row = JSON.parse(line); // only to read the provenance; the text is what is sent
-  archiveUrl ??= row.parser.ArchiveURL;
-  const m = /\/([^/]+)\/([^/]+)\/\d{4}\/\d{2}\/\d{2}\/[^/]+$/.exec(archiveUrl);
-  experiment ??= m?.[1] ?? 'bench';
-  datatype ??= m?.[2] ?? path.basename(rowsFile, '.jsonl');
+  if (archiveUrl === null) {
+    // The table comes from the first row's archive path: .../<experiment>/<datatype>/YYYY/MM/DD/<name>.
+    archiveUrl = row.parser.ArchiveURL;
+    const m = /\/([^/]+)\/([^/]+)\/\d{4}\/\d{2}\/\d{2}\/[^/]+$/.exec(archiveUrl);
+    experiment = m?.[1] ?? 'bench';
+    datatype = m?.[2] ?? path.basename(rowsFile, '.jsonl');
+  }
   const last = entries.at(-1);
   if (last && last.entry === row.parser.Filename) last.json.push(line);
   else entries.push({ entry: row.parser.Filename, time: row.parser.Time, json: [line] });

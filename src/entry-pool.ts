@@ -257,7 +257,6 @@ class Slot {
   closing = false;
   /** Its thread died and the one started in its place could not start: no entry goes here. */
   dead = false;
-  private exited = false;
   /** The current thread has said it is ready. */
   private workerReady = false;
 
@@ -308,8 +307,7 @@ class Slot {
 
   private crashed(message: string): void {
     // A thread that never became ready is not replaced: its start failing settles it (see below).
-    if (this.exited || this.closing || this.dead || !this.workerReady) return;
-    this.exited = true;
+    if (this.closing || this.dead || !this.workerReady) return;
     this.workerReady = false;
     const tasks = [...this.tasks.values()];
     this.tasks.clear();
@@ -317,7 +315,6 @@ class Slot {
     this.worker.removeAllListeners();
     void this.worker.terminate();
     this.worker = spawn(this.options);
-    this.exited = false;
     this.ready = this.attach();
     this.ready.then(
       () => this.onFree(this),
@@ -347,7 +344,6 @@ export class EntryPool {
   private readonly slots: Slot[];
   private readonly waiting: (() => void)[] = [];
   private nextId = 1;
-  private started = false;
 
   /** The threads' temporary files (grouped rows), removed on close: terminate() runs no cleanup in them. */
   private readonly spillRoot = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-pool-'));
@@ -371,7 +367,6 @@ export class EntryPool {
       await pool.close();
       throw err;
     }
-    pool.started = true;
     return pool;
   }
 
@@ -387,7 +382,7 @@ export class EntryPool {
       const live = this.slots.filter((s) => !s.dead);
       if (live.length === 0) throw workerError('every worker thread died and none could be started again');
       for (const s of live) if (s.tasks.size < depth && (!best || s.tasks.size < best.tasks.size)) best = s;
-      if (best && this.started) {
+      if (best) {
         const task = new EntryTask(this.nextId++, best, { datatype, job });
         best.tasks.set(task.id, task);
         return task;

@@ -5,7 +5,7 @@
  */
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { EtlError, toEtlError } from './errors.js';
-import { excerpt, type RejectRecord } from './ledger.js';
+import { excerpt, type EntryReject } from './ledger.js';
 import type { Limits } from './limits.js';
 import { stringifyBigQuery } from './lossless-json.js';
 import type { ArchiveInfo, Parser, ParserContext } from './parser-api.js';
@@ -25,9 +25,6 @@ export interface EntryJob {
   /** Rows validated and handed over at a time. */
   batchRows: number;
 }
-
-/** A reject before the pipeline adds time, archive_url and datatype. */
-export type EntryReject = Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>;
 
 /** What an entry gives, a batch at a time, in order. */
 export interface EntryBatch {
@@ -61,23 +58,17 @@ export async function* entryBatches(
   let index = 0;
   let rows: Row[] = [];
   const take = (): EntryBatch => {
-    const skipped = skips.splice(0);
-    const checked = checkRows(validate, rows, {
-      time: job.provenance.Time,
-      archive_url: job.provenance.ArchiveURL,
-      datatype: job.archive.datatype,
-      entry: job.name,
-      firstIndex: index,
-    });
+    const rejects = skips.splice(0);
+    const skipped = rejects.length;
+    const checked = checkRows(validate, rows, { entry: job.name, firstIndex: index });
     index += rows.length;
     rows = [];
-    const rejects: EntryReject[] = [...skipped];
-    for (const { time: _t, archive_url: _a, datatype: _d, ...r } of checked.rejects) rejects.push(r);
+    rejects.push(...checked.rejects);
     return {
       ...jsonlBytes(checked.rows.map((r) => stringifyBigQuery(r))),
       indices: checked.indices,
       rejects,
-      skipped: skipped.length,
+      skipped,
     };
   };
 

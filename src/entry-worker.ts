@@ -16,21 +16,18 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postM
 
 /** An entry's body fed by messages; tells the main thread what the parser has taken. */
 class MessageBody implements AsyncIterable<Buffer> {
-  private readonly chunks: Buffer[] = [];
+  /** `counted`: the main thread counts these bytes and waits to hear they were read. */
+  private readonly chunks: { chunk: Buffer; counted: boolean }[] = [];
   private ended = false;
   private error: EtlError | null = null;
   private wake: (() => void) | null = null;
 
   constructor(private readonly id: number) {}
 
-  /** `counted`: the main thread counts these bytes and waits to hear they were read. */
   push(chunk: Buffer, counted = true): void {
-    this.chunks.push(chunk);
-    if (!counted) this.uncounted.add(chunk);
+    this.chunks.push({ chunk, counted });
     this.notify();
   }
-
-  private readonly uncounted = new WeakSet<Buffer>();
 
   finish(error: EtlError | null): void {
     this.ended = true;
@@ -46,10 +43,10 @@ class MessageBody implements AsyncIterable<Buffer> {
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
     for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk) {
-        if (!this.uncounted.has(chunk)) post({ type: 'consumed', id: this.id, bytes: chunk.length });
-        yield chunk;
+      const next = this.chunks.shift();
+      if (next) {
+        if (next.counted) post({ type: 'consumed', id: this.id, bytes: next.chunk.length });
+        yield next.chunk;
         continue;
       }
       if (this.ended) {

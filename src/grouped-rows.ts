@@ -89,6 +89,52 @@ class RunReader<R> {
   }
 }
 
+/** A binary min-heap under `less`. */
+class MinHeap<T> {
+  private readonly items: T[] = [];
+
+  constructor(private readonly less: (a: T, b: T) => boolean) {}
+
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
+  push(item: T): void {
+    const h = this.items;
+    h.push(item);
+    for (let i = h.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i] as T, h[p] as T)) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+
+  pop(): T | undefined {
+    const h = this.items;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length === 0 || last === undefined) return top;
+    h[0] = last;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let min = i;
+      if (l < h.length && this.less(h[l] as T, h[min] as T)) min = l;
+      if (r < h.length && this.less(h[r] as T, h[min] as T)) min = r;
+      if (min === i) break;
+      this.swap(i, min);
+      i = min;
+    }
+    return top;
+  }
+
+  private swap(i: number, j: number): void {
+    const h = this.items;
+    [h[i], h[j]] = [h[j] as T, h[i] as T];
+  }
+}
+
 export class GroupedRows<R> {
   private readonly held = new Map<string, R>();
   private readonly runs: string[] = [];
@@ -118,11 +164,6 @@ export class GroupedRows<R> {
 
   /** Every key seen, hashed, from the first spill on (before it, the held rows are all there is). */
   private spilledKeys: Set<number> | null = null;
-
-  /** Rows written to temporary files so far. */
-  get spilledRuns(): number {
-    return this.runs.length;
-  }
 
   private sortedHeld(): R[] {
     const rows = [...this.held.values()].sort(this.options.compare);
@@ -165,52 +206,21 @@ export class GroupedRows<R> {
       const readers = fds.map((fd) => new RunReader<R>(fd));
       const nextOf = (s: number): R | null =>
         s < readers.length ? (readers[s] as RunReader<R>).next() : m < memory.length ? (memory[m++] as R) : null;
-      const heap: { row: R; source: number }[] = [];
-      const less = (a: { row: R; source: number }, b: { row: R; source: number }): boolean => {
+      const heap = new MinHeap<{ row: R; source: number }>((a, b) => {
         const c = compare(a.row, b.row);
         return c < 0 || (c === 0 && a.source < b.source);
+      });
+      const refill = (source: number): void => {
+        const row = nextOf(source);
+        if (row !== null) heap.push({ row, source });
       };
-      const push = (item: { row: R; source: number }): void => {
-        heap.push(item);
-        for (let i = heap.length - 1; i > 0;) {
-          const p = (i - 1) >> 1;
-          if (!less(heap[i] as never, heap[p] as never)) break;
-          [heap[i], heap[p]] = [heap[p] as never, heap[i] as never];
-          i = p;
-        }
-      };
-      const pop = (): { row: R; source: number } | undefined => {
-        const top = heap[0];
-        const last = heap.pop();
-        if (heap.length > 0 && last) {
-          heap[0] = last;
-          for (let i = 0; ;) {
-            const l = 2 * i + 1;
-            const r = l + 1;
-            let min = i;
-            if (l < heap.length && less(heap[l] as never, heap[min] as never)) min = l;
-            if (r < heap.length && less(heap[r] as never, heap[min] as never)) min = r;
-            if (min === i) break;
-            [heap[i], heap[min]] = [heap[min] as never, heap[i] as never];
-            i = min;
-          }
-        }
-        return top;
-      };
-      for (let s = 0; s <= readers.length; s++) {
-        const row = nextOf(s);
-        if (row !== null) push({ row, source: s });
-      }
-      for (let item = pop(); item; item = pop()) {
+      for (let source = 0; source <= readers.length; source++) refill(source);
+      for (let item = heap.pop(); item; item = heap.pop()) {
         const row = item.row;
-        const refill = (s: number): void => {
-          const next = nextOf(s);
-          if (next !== null) push({ row: next, source: s });
-        };
         refill(item.source);
         // The same row's later parts, from later sources, in their order.
-        while (heap.length > 0 && compare((heap[0] as { row: R }).row, row) === 0) {
-          const part = pop() as { row: R; source: number };
+        for (let part = heap.peek(); part && compare(part.row, row) === 0; part = heap.peek()) {
+          heap.pop();
           combine(row, part.row);
           refill(part.source);
         }

@@ -42,6 +42,9 @@ export interface RejectRecord {
   excerpt?: string;
 }
 
+/** A reject as an entry's parsing makes it; the pipeline adds time, archive_url and datatype. */
+export type EntryReject = Omit<RejectRecord, 'time' | 'archive_url' | 'datatype'>;
+
 export const EXCERPT_BYTES = 1024;
 
 /** At most EXCERPT_BYTES of UTF-8, cut on a character boundary. */

@@ -10,10 +10,10 @@
 import type { ArchiveIdentity } from './archive-path.js';
 import { readArchive, type ArchiveEntry } from './archive-reader.js';
 import { EtlError, toEtlError, type ErrorCode } from './errors.js';
-import type { ArchiveRecord, RejectRecord } from './ledger.js';
+import type { ArchiveRecord, EntryReject, RejectRecord } from './ledger.js';
 import { limitsWith, type Limits } from './limits.js';
 import type { EntryPool } from './entry-pool.js';
-import { entryBatches, type EntryBatch, type EntryJob, type EntryReject } from './entry-rows.js';
+import { entryBatches, type EntryBatch, type EntryJob } from './entry-rows.js';
 import type { Registry } from './registry.js';
 import { rowKey } from './rows.js';
 import type { SchemaSet } from './schema.js';
@@ -223,7 +223,6 @@ export async function processArchive(
     const pool = config.pool;
     let writing: Promise<void> = Promise.resolve();
     let writeFailed: EtlError | null = null;
-    /** Rejects of skipped entries take their place among the entries' own rows and rejects. */
     // Entries read ahead of a failed write are never stored: like a one-thread run, which stops at
     // the failure, the ledger does not count them as seen.
     const unseen = (skipped: boolean): void => {
@@ -243,6 +242,7 @@ export async function processArchive(
         }
       });
     };
+    /** Rejects of skipped entries take their place among the entries' own rows and rejects. */
     const inOrder = async (write: () => Promise<void>): Promise<void> => {
       if (!pool) return write();
       enqueue(write, () => unseen(true));

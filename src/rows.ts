@@ -5,8 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
-import type { RejectRecord } from './ledger.js';
-import { excerpt } from './ledger.js';
+import { excerpt, type EntryReject } from './ledger.js';
 import { stringifyBigQuery } from './lossless-json.js';
 import type { ParsedRow } from './parser-api.js';
 import { jsonlBytes, type RowBatch } from './sinks/sink.js';
@@ -34,18 +33,18 @@ export interface Checked {
   rows: Row[];
   /** Index within the entry of each valid row. */
   indices: number[];
-  rejects: RejectRecord[];
+  rejects: EntryReject[];
 }
 
 /** Splits rows into valid ones and rejects (schema_violation). `firstIndex` numbers rows within their entry. */
 export function checkRows(
   validate: ValidateFunction,
   rows: Row[],
-  where: { time: string; archive_url: string; datatype: string; entry: string; firstIndex: number },
+  where: { entry: string; firstIndex: number },
 ): Checked {
   const ok: Row[] = [];
   const indices: number[] = [];
-  const rejects: RejectRecord[] = [];
+  const rejects: EntryReject[] = [];
   rows.forEach((row, i) => {
     if (validate(row)) {
       ok.push(row);
@@ -53,9 +52,6 @@ export function checkRows(
       return;
     }
     rejects.push({
-      time: where.time,
-      archive_url: where.archive_url,
-      datatype: where.datatype,
       entry: where.entry,
       row_index: where.firstIndex + i,
       code: 'schema_violation',
