@@ -1,7 +1,7 @@
 // The BigQuery sink against the BigQuery test server answering every insertAll 75 ms late (the
 // median latency reported for the real service): can one process keep up?
 //
-//   node bench/bigquery.mjs ROWS.jsonl [--latency 75] [--in-flight 8,16,32] [--dist DIR]
+//   node bench/bigquery.mjs ROWS.jsonl [--latency 75] [--in-flight 8,16,32] [--backend checking,latency-only] [--dist DIR]
 //
 // ROWS.jsonl: rows as `mlab-etl parse --sink jsonl` wrote them (real rows of a real schema). The
 // test server runs in a child process, so parsing request bodies there does not slow the sink;
@@ -33,23 +33,79 @@ const { dummyAuthClient } = await dist('src/testing/helpers.js');
 
 const latency = Number(flag('--latency', '75'));
 const settings = flag('--in-flight', '8,16,32').split(',').map(Number);
+const backends = flag('--backend', 'checking').split(',');
+for (const b of backends) {
+  if (b !== 'checking' && b !== 'latency-only') {
+    console.error(`--backend ${b}: expected checking or latency-only`);
+    process.exit(2);
+  }
+}
 const [rowsFile] = args;
 if (!rowsFile) {
   console.error('usage: node bench/bigquery.mjs ROWS.jsonl [--latency MS] [--in-flight N,N]');
   process.exit(2);
 }
 
-// The server, in its own process; it prints its URL, then answers `count PREFIX` on stdin.
+// The server, in its own process; it prints its URL and, for `--backend latency-only`, the URL of
+// a second endpoint there; then it answers `count PREFIX DATASET TABLE` on stdin.
+//
+// The latency-only endpoint measures the sink alone. It forwards every request to the test server
+// except insertAll, which it answers itself 75 ms late without parsing the rows: it reads the body,
+// refuses one over 10 MB or holding more than 500 rows (counted as `"insertId":` occurrences, one
+// per row in the sink's requests) and counts the rows. The checking server parses and checks every
+// row (as BigQuery does) in one thread, which is what bounds its figure on a 2-core machine.
 const serverCode = `
+  const http = await import('node:http');
   const { startBigQueryTestServer } = await import(${JSON.stringify(path.join(DIST, 'src/testing/bigquery-test-server.js'))});
   const server = await startBigQueryTestServer({ projectId: 'bench', latencyMs: ${latency}, requireAuth: false });
-  process.stdout.write(server.url + '\\n');
+  const target = new URL(server.url);
+  const counted = new Map(); // 'dataset table' -> rows and requests the latency-only endpoint took
+  const NEEDLE = Buffer.from('"insertId":');
+  const lean = http.createServer((req, res) => {
+    const m = /\\/datasets\\/([^/]+)\\/tables\\/([^/]+)\\/insertAll/.exec(req.url ?? '');
+    if (!m || req.method !== 'POST') {
+      const fwd = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(fwd);
+      return;
+    }
+    const parts = [];
+    let size = 0;
+    req.on('data', (c) => { parts.push(c); size += c.length; });
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      let rows = 0;
+      for (let i = body.indexOf(NEEDLE); i !== -1; i = body.indexOf(NEEDLE, i + NEEDLE.length)) rows++;
+      const refuse = size > 10 * 1024 * 1024 || rows > 500 || rows === 0;
+      setTimeout(() => {
+        if (refuse) {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 400, message: 'request of ' + size + ' bytes and ' + rows + ' rows', errors: [{ reason: 'invalid' }] } }));
+          return;
+        }
+        const key = m[1] + ' ' + m[2];
+        const c = counted.get(key) ?? { rows: 0, requests: 0 };
+        c.rows += rows;
+        c.requests++;
+        counted.set(key, c);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"kind":"bigquery#tableDataInsertAllResponse"}');
+      }, ${latency});
+    });
+  });
+  await new Promise((resolve) => lean.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(server.url + '\\n' + 'http://127.0.0.1:' + lean.address().port + '\\n');
   const { createInterface } = await import('node:readline');
   for await (const line of createInterface({ input: process.stdin })) {
     const [cmd, dataset, table] = line.split(' ');
     if (cmd === 'count') {
-      const n = server.state.table(dataset, table) ? server.state.rows(dataset, table).length : 0;
-      process.stdout.write(JSON.stringify({ rows: n, requests: server.state.requests.filter((r) => r.route === 'tabledata.insertAll').length }) + '\\n');
+      const stored = server.state.table(dataset, table) ? server.state.rows(dataset, table).length : 0;
+      const c = counted.get(dataset + ' ' + table) ?? { rows: 0, requests: 0 };
+      const checked = server.state.requests.filter((r) => r.route === 'tabledata.insertAll' && r.path.includes('/datasets/' + dataset + '/tables/' + table + '/')).length;
+      const cpu = process.cpuUsage();
+      process.stdout.write(JSON.stringify({ rows: stored + c.rows, requests: checked + c.requests, cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\\n');
     }
   }
 `;
@@ -57,7 +113,8 @@ const server = spawn(process.execPath, ['--input-type=module', '-e', serverCode]
   stdio: ['pipe', 'pipe', 'inherit'],
 });
 const answers = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
-const url = (await answers.next()).value;
+const checkingUrl = (await answers.next()).value;
+const latencyOnlyUrl = (await answers.next()).value;
 const ask = async (line) => {
   server.stdin.write(`${line}\n`);
   return JSON.parse((await answers.next()).value);
@@ -87,12 +144,12 @@ const bytes = entries.reduce((n, e) => n + e.json.reduce((m, j) => m + Buffer.by
 
 const schemas = SchemaSet.load();
 const results = [];
-for (const maxInFlight of settings) {
-  const prefix = `b${maxInFlight}_`;
+for (const [backend, maxInFlight] of backends.flatMap((b) => settings.map((n) => [b, n]))) {
+  const prefix = `${backend === 'checking' ? 'c' : 'l'}${maxInFlight}_`;
   const sink = await BigQuerySink.open({
     projectId: 'bench',
     datasetPrefix: prefix,
-    apiEndpoint: url,
+    apiEndpoint: backend === 'checking' ? checkingUrl : latencyOnlyUrl,
     authClient: dummyAuthClient(),
     schemas,
     maxInFlight,
@@ -100,14 +157,14 @@ for (const maxInFlight of settings) {
   const ref = { dataset: `raw_${experiment}`, table: datatype, viewDataset: experiment };
   await sink.prepareTable(ref);
   const before = await ask(`count ${prefix}raw_${experiment} ${datatype}`);
-  const start = performance.now();
-  const cpuStart = process.cpuUsage();
+  // Batches of at most 500 rows of one entry, with their keys, as the pipeline hands them over;
+  // made before the clock starts, since making them is the pipeline's work, not the sink's.
+  const batches = [];
   for (const e of entries) {
-    // In batches of at most 500 rows, as the pipeline hands them over.
     for (let i = 0; i < e.json.length; i += 500) {
       const json = e.json.slice(i, i + 500);
       const indices = json.map((_, k) => i + k);
-      await sink.writeRows(ref, {
+      batches.push({
         ...jsonlBytes(json),
         indices,
         keys: indices.map((k) => rowKey(archiveUrl, null, e.entry, k)),
@@ -117,6 +174,9 @@ for (const maxInFlight of settings) {
       });
     }
   }
+  const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  for (const batch of batches) await sink.writeRows(ref, batch);
   const committed = await sink.commitArchive({
     archive_url: archiveUrl,
     datatype,
@@ -140,6 +200,7 @@ for (const maxInFlight of settings) {
   const stored = after.rows - before.rows;
   const requests = after.requests - before.requests;
   results.push({
+    backend,
     maxInFlight,
     latencyMs: latency,
     rows: total,
@@ -151,8 +212,10 @@ for (const maxInFlight of settings) {
     mbPerSecond: bytes / 1e6 / seconds,
     // Share of the time this process (the sink) was on a CPU: well below 100%, it waited for the server.
     sinkCpuShare: (cpu.user + cpu.system) / 1e6 / seconds,
+    // Likewise the server's process (both endpoints live there): near 100%, it was the bound.
+    serverCpuShare: (after.cpuSeconds - before.cpuSeconds) / seconds,
     insertAllRequests: requests,
-    rowsPerRequest: stored / Math.max(1, requests - 1), // one request holds the ledger record
+    rowsPerRequest: stored / Math.max(1, requests),
   });
 }
 server.kill();

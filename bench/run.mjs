@@ -545,7 +545,16 @@ if (opt.bigquery) {
     log(`BigQuery sink: ${m.id} rows through bench/bigquery.mjs`);
     const r = spawnSync(
       process.execPath,
-      [path.join(BENCH, 'bigquery.mjs'), path.join(out, dataset, table), '--dist', distDir, '--in-flight', '8,32'],
+      [
+        path.join(BENCH, 'bigquery.mjs'),
+        path.join(out, dataset, table),
+        '--dist',
+        distDir,
+        '--in-flight',
+        '8,16,32',
+        '--backend',
+        'checking,latency-only',
+      ],
       { encoding: 'utf8', timeout: 300_000 },
     );
     rmSync(out, { recursive: true, force: true });
@@ -610,15 +619,20 @@ for (const r of results) {
   }
 }
 for (const id of [...new Set(bigquery.map((b) => b.id))]) {
-  const runs = bigquery.filter((b) => b.id === id && !b.error);
-  if (runs.length === 0) continue;
-  const best = runs.reduce((a, b) => (b.rowsPerSecond > a.rowsPerSecond ? b : a));
-  targets.push({
-    target: `BigQuery sink >= 50,000 rows/s against 75 ms insertAll latency, ${id} rows`,
-    value: best.rowsPerSecond,
-    shown: `${fmt(best.rowsPerSecond, 0)} rows/s (${fmt(best.mbPerSecond, 1)} MB/s of rows; the sink's process busy ${fmt(100 * best.sinkCpuShare, 0)}% of the time)`,
-    pass: best.rowsPerSecond >= 50_000,
-  });
+  for (const [backend, what] of [
+    ['checking', 'the BigQuery test server'],
+    ['latency-only', 'the latency-only endpoint (the sink alone)'],
+  ]) {
+    const runs = bigquery.filter((b) => b.id === id && !b.error && (b.backend ?? 'checking') === backend);
+    if (runs.length === 0) continue;
+    const best = runs.reduce((a, b) => (b.rowsPerSecond > a.rowsPerSecond ? b : a));
+    targets.push({
+      target: `BigQuery sink >= 50,000 rows/s against ${what} at 75 ms per insertAll, ${id} rows`,
+      value: best.rowsPerSecond,
+      shown: `${fmt(best.rowsPerSecond, 0)} rows/s (${fmt(best.mbPerSecond, 1)} MB/s of rows; sink busy ${fmt(100 * best.sinkCpuShare, 0)}%, server ${fmt(100 * best.serverCpuShare, 0)}%)`,
+      pass: best.rowsPerSecond >= 50_000,
+    });
+  }
 }
 const totalSeconds = (Date.now() - started) / 1000;
 if (!opt.small)
@@ -831,11 +845,12 @@ const md = [
         '',
         '## BigQuery sink',
         '',
-        '`node bench/bigquery.mjs ROWS.jsonl`: the rows `mlab-etl parse` wrote for the archive, written through the BigQuery sink (one process, batches of one entry as the pipeline hands them over, then the archive committed) to the BigQuery test server in another process, answering every insertAll 75 ms late and checking every row as BigQuery would. "sink busy" is the share of the time the sink\'s process was on a CPU: far below 100%, it was waiting for the server.',
+        '`node bench/bigquery.mjs ROWS.jsonl`: the rows `mlab-etl parse` wrote for the archive, written through the BigQuery sink (one process, batches of one entry as the pipeline hands them over, then the archive committed) to a server in another process answering every insertAll 75 ms late. Backend "checking" is the BigQuery test server, which parses and checks every row as BigQuery would; "latency-only" is an endpoint in the same process that forwards everything else to it but answers insertAll without parsing the rows (it refuses a request over 10 MB or 500 rows), which measures the sink alone. "sink busy" and "server busy" are the share of the time each process was on a CPU (the machine has 2 cores).',
         '',
         markdownTable({
           head: [
             'rows of',
+            'backend',
             'insertAll in flight',
             'rows',
             'row MB',
@@ -843,6 +858,7 @@ const md = [
             'rows/s',
             'MB/s',
             'sink busy',
+            'server busy',
             'requests',
             'rows per request',
           ],
@@ -850,6 +866,7 @@ const md = [
             .filter((b) => !b.error)
             .map((b) => [
               b.id,
+              b.backend ?? 'checking',
               String(b.maxInFlight),
               String(b.rows),
               fmt(b.rowBytes / MB, 1),
@@ -857,6 +874,7 @@ const md = [
               fmt(b.rowsPerSecond, 0),
               fmt(b.mbPerSecond, 1),
               `${fmt(100 * b.sinkCpuShare, 0)}%`,
+              b.serverCpuShare === undefined ? '-' : `${fmt(100 * b.serverCpuShare, 0)}%`,
               String(b.insertAllRequests),
               fmt(b.rowsPerRequest, 0),
             ]),

@@ -38,6 +38,41 @@ function keyHash(key: string): number {
   return h & 0x7fffffff;
 }
 
+/**
+ * A set of 31-bit key hashes in one typed array (open addressing, linear probing): a few bytes
+ * a key off the JS heap, where a Set of numbers takes about 20 on it (the 1 GB bench entry has
+ * half a million keys).
+ */
+class HashSet31 {
+  private slots = new Uint32Array(1 << 12);
+  size = 0;
+
+  add(hash: number): void {
+    if (2 * (this.size + 1) > this.slots.length) this.grow();
+    if (this.insert(this.slots, hash)) this.size++;
+  }
+
+  /** Stores hash + 1 (0 marks an empty slot); false when it was there already. */
+  private insert(slots: Uint32Array, hash: number): boolean {
+    const mask = slots.length - 1;
+    const stored = hash + 1;
+    for (let i = Math.imul(hash, 0x9e3779b1) & mask; ; i = (i + 1) & mask) {
+      const at = slots[i];
+      if (at === 0) {
+        slots[i] = stored;
+        return true;
+      }
+      if (at === stored) return false;
+    }
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    this.slots = new Uint32Array(old.length * 2);
+    for (const stored of old) if (stored !== 0) this.insert(this.slots, stored - 1);
+  }
+}
+
 /** Where spilled rows go: the OS temporary directory unless set (worker threads use their pool's). */
 let spillRoot: string | null = null;
 
@@ -163,7 +198,7 @@ export class GroupedRows<R> {
   }
 
   /** Every key seen, hashed, from the first spill on (before it, the held rows are all there is). */
-  private spilledKeys: Set<number> | null = null;
+  private spilledKeys: HashSet31 | null = null;
 
   private sortedHeld(): R[] {
     const rows = [...this.held.values()].sort(this.options.compare);
@@ -172,7 +207,10 @@ export class GroupedRows<R> {
   }
 
   private spill(): void {
-    this.spilledKeys ??= new Set([...this.held.keys()].map(keyHash));
+    if (!this.spilledKeys) {
+      this.spilledKeys = new HashSet31();
+      for (const key of this.held.keys()) this.spilledKeys.add(keyHash(key));
+    }
     this.dir ??= mkdtempSync(path.join(spillRoot ?? os.tmpdir(), 'mlab-etl-rows-'));
     const file = path.join(this.dir, `${this.runs.length}.run`);
     const fd = openSync(file, 'w');

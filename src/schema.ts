@@ -128,12 +128,13 @@ function newAjv(): Ajv2020 {
         cxt.fail(_`!(${isNull}(typeof ${data} == "number" ? Number.isFinite(${data}) : typeof ${data} == "bigint"))`);
         return;
       }
-      const [lo, hi] =
-        kind === 'uint64' ? ['0', '18446744073709551615'] : ['-9223372036854775808', '9223372036854775807'];
-      const minSafe = kind === 'uint64' ? 0 : Number.MIN_SAFE_INTEGER;
-      // A number that is not a safe integer was rounded somewhere: reject it rather than store a wrong value.
+      // A number that is not a safe integer was rounded somewhere: reject it rather than store a
+      // wrong value. The bounds are bigint literals in the generated code: BigInt("...") there
+      // parsed two strings for every bigint checked.
       cxt.fail(
-        _`!(${isNull}(typeof ${data} == "number" ? Number.isSafeInteger(${data}) && ${data} >= ${minSafe} : typeof ${data} == "bigint" && ${data} >= BigInt(${lo}) && ${data} <= BigInt(${hi})))`,
+        kind === 'uint64'
+          ? _`!(${isNull}(typeof ${data} == "number" ? Number.isSafeInteger(${data}) && ${data} >= 0 : typeof ${data} == "bigint" && ${data} >= 0n && ${data} <= 18446744073709551615n))`
+          : _`!(${isNull}(typeof ${data} == "number" ? Number.isSafeInteger(${data}) : typeof ${data} == "bigint" && ${data} >= -9223372036854775808n && ${data} <= 9223372036854775807n))`,
       );
     },
   });

@@ -385,6 +385,20 @@ describe('rows', () => {
   );
 
   it(
+    'sends text beyond ASCII byte for byte: the request holds the rows as the pipeline wrote them',
+    async () => {
+      const { sink, prefix } = await open();
+      const url = archiveUrl('utf8');
+      const names = ['entrée-0.json', 'запись-1.json', '測定-2.json', 'probe-\u{1F4E1}-3.json'];
+      const batch = rows(url, 4).map((r, i) => ({ ...r, parser: { ...r.parser, Filename: names[i] as string } }));
+      await writeArchive(sink, url, batch);
+      expect(stored(prefix).map((r) => (r.json.parser as { Filename: string }).Filename)).toEqual(names);
+      await sink.close();
+    },
+    T,
+  );
+
+  it(
     'stores rows once when the same archive is written again (redelivery: same keys)',
     async () => {
       const { sink, prefix } = await open();

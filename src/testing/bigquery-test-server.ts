@@ -1571,6 +1571,9 @@ export async function startBigQueryTestServer(options: BigQueryTestServerOptions
     })();
   });
 
+  // Longer than Node's HTTP client keeps an idle connection (5 s), so that the client, not this
+  // server, closes it: otherwise a request can meet a connection being closed ("socket hang up").
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {

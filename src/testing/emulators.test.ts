@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import { Agent, get as httpGet, type IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { PubSub, type Message, type Subscription, type Topic } from '@google-cloud/pubsub';
@@ -309,6 +310,31 @@ describe('against the emulators', () => {
       await expect(readWithResponse(file, { start: 10 })).rejects.toMatchObject({ code: 'Z_DATA_ERROR' });
       const raw = await readWithResponse(file, { start: 10, decompress: false });
       expect(raw.bytes.equals(gz.subarray(10))).toBe(true);
+    });
+
+    test('keeps an idle connection open past the 5 s a client keeps it', { timeout: 20_000 }, async () => {
+      // The race this prevents: a request sent on a connection the server closes at that moment
+      // fails with "socket hang up". Node's server default is 5 s, the same as its client's.
+      const agent = new Agent({ keepAlive: true, timeout: 60_000 });
+      const get = () =>
+        new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+          const req = httpGet(
+            `${(gcsEmulator as GcsEmulator).host}/storage/v1/b/${bucket}/o/${encodeURIComponent(name)}`,
+            { agent },
+          );
+          req.on('response', (res: IncomingMessage) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+          });
+          req.on('error', reject);
+        });
+      try {
+        expect(await get()).toEqual({ status: 200, reused: false });
+        await sleep(6_000);
+        expect(await get()).toEqual({ status: 200, reused: true });
+      } finally {
+        agent.destroy();
+      }
     });
 
     test('runs one emulator per process, for a demo- project only', async () => {

@@ -41,6 +41,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -247,6 +248,7 @@ interface StorageEmulatorArgs {
   auto_download: boolean;
 }
 interface StorageEmulatorInstance {
+  start(): Promise<void>;
   getName(): string;
   getPersistenceTmpDir(): string;
   _rulesRuntime: { start(autoDownload?: boolean): Promise<void>; stop(): Promise<void> };
@@ -260,6 +262,8 @@ interface EmulatorRegistryStatic {
 }
 
 const STORAGE = 'storage';
+/** How long the Storage emulator keeps an idle connection open: longer than any client keeps one. */
+const IDLE_CONNECTION_MS = 65_000;
 const requireCjs = createRequire(import.meta.url);
 
 /**
@@ -285,9 +289,32 @@ export async function startGcsEmulator(options: { projectId?: string } = {}): Pr
   // Upstream stores blobs in the fixed `$TMPDIR/firebase/storage/blobs` and deletes that whole
   // directory on stop, which would wipe the objects of an emulator in another test worker.
   const blobDir = await mkdtemp(join(tmpdir(), 'mlab-etl-gcs-'));
+  const firebaseUtils = requireCjs('firebase-tools/lib/utils') as { createDestroyer: (server: Server) => unknown };
   class IsolatedStorageEmulator extends StorageEmulator {
     override getPersistenceTmpDir(): string {
       return blobDir;
+    }
+
+    /**
+     * Node's HTTP client keeps idle sockets for up to 5 s, and Node's server closes idle
+     * connections after 5 s too: a request sent on a socket the emulator was closing at that
+     * moment failed with "socket hang up", after any pause of about 5 s in a test (it happened in
+     * the Pub/Sub outage test, on every retry: each took another such socket). A server that
+     * keeps connections longer than its clients leaves the closing to them, as production
+     * servers do. The server object is only reachable where upstream's start() hands it over.
+     */
+    override async start(): Promise<void> {
+      const createDestroyer = firebaseUtils.createDestroyer;
+      firebaseUtils.createDestroyer = (server: Server) => {
+        server.keepAliveTimeout = IDLE_CONNECTION_MS;
+        server.headersTimeout = IDLE_CONNECTION_MS + 1_000;
+        return createDestroyer(server);
+      };
+      try {
+        await super.start();
+      } finally {
+        firebaseUtils.createDestroyer = createDestroyer;
+      }
     }
   }
 

@@ -63,6 +63,9 @@ export async function startGcsFaultProxy(target: string): Promise<GcsFaultProxy>
     proxied.on('error', () => res.destroy());
     req.pipe(proxied);
   });
+  // Longer than Node's HTTP client keeps an idle connection (5 s), so that the client, not this
+  // server, closes it: otherwise a request can meet a connection being closed ("socket hang up").
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
