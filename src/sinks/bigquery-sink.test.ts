@@ -15,6 +15,7 @@ import {
   type StoredRow,
 } from '../testing/bigquery-test-server.js';
 import { BigQuerySink, type BigQuerySinkOptions } from './bigquery-sink.js';
+import { openSink } from './open-sink.js';
 import { tableFor } from './sink.js';
 
 // The client would otherwise probe the GCE metadata server for credentials and project.
@@ -747,6 +748,40 @@ describe('commit and throughput', () => {
       const ledgerAt = order.findIndex((p) => p.includes(`/${prefix}mlab_etl/tables/_archives/`));
       expect(order.slice(ledgerAt + 1).filter((p) => p.includes(prefix))).toEqual([]);
       await sink.close();
+    },
+    T,
+  );
+
+  it(
+    'takes the insertAll requests in flight from MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT, and refuses a bad value',
+    async () => {
+      const env = {
+        MLAB_ETL_BIGQUERY_API_ENDPOINT: server.url,
+        MLAB_ETL_BIGQUERY_ACCESS_TOKEN: 'test',
+        MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT: '24',
+      };
+      const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, env);
+      try {
+        const sink = (await openSink(`bigquery:test.t${++prefixCount}_`, probeSchemas)) as BigQuerySink;
+        expect(sink.insertsInFlight).toBe(24);
+        await sink.close();
+        delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
+        const byDefault = (await openSink(`bigquery:test.t${++prefixCount}_`, probeSchemas)) as BigQuerySink;
+        expect(byDefault.insertsInFlight).toBe(8);
+        await byDefault.close();
+        for (const bad of ['0', '2.5', 'many', '257']) {
+          process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT = bad;
+          await expect(openSink('bigquery:test', probeSchemas)).rejects.toThrow(
+            `MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT=${bad}: expected an integer from 1 to 256`,
+          );
+        }
+      } finally {
+        for (const [k, v] of Object.entries(saved)) {
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+        }
+      }
     },
     T,
   );

@@ -326,6 +326,8 @@ class Slots {
 
 export class BigQuerySink implements Sink {
   readonly description: string;
+  /** insertAll requests sent at once, at most. */
+  readonly insertsInFlight: number;
   readonly usesRowKeys = true;
   readonly stats: BigQuerySinkStats = { requests: 0, retries: 0, splits: 0, rowsInserted: 0, rowsRejected: 0 };
   private readonly schemas: SchemaSet;
@@ -361,7 +363,8 @@ export class BigQuerySink implements Sink {
     this.timeoutMs = options.requestTimeoutMs ?? 60_000;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.observer = options.observer;
-    this.slots = new Slots(options.maxInFlight ?? 8);
+    this.insertsInFlight = options.maxInFlight ?? 8;
+    this.slots = new Slots(this.insertsInFlight);
     this.description = `bigquery:${this.projectId}${this.prefix ? `.${this.prefix}` : ''}`;
   }
 

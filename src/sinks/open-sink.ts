@@ -55,6 +55,7 @@ export async function openSink(
       const { BigQuerySink } = await import('./bigquery-sink.js');
       return BigQuerySink.open({
         ...(await endpointFromEnv()),
+        ...insertsInFlightFromEnv(),
         ...bigquery,
         projectId: m[1],
         ...(m[2] ? { datasetPrefix: m[2] } : {}),
@@ -71,6 +72,20 @@ export async function openSink(
         `--sink ${spec}: expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout`,
       );
   }
+}
+
+/**
+ * insertAll requests a BigQuery sink keeps in flight (MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT, 1-256;
+ * the sink's default is 8). Each holds up to 10 MB of rows until BigQuery answers.
+ */
+function insertsInFlightFromEnv(env: NodeJS.ProcessEnv = process.env): { maxInFlight?: number } {
+  const text = env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
+  if (text === undefined || text === '') return {};
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new SinkSpecError(`MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT=${text}: expected an integer from 1 to 256`);
+  }
+  return { maxInFlight: n };
 }
 
 /**
