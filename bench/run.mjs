@@ -553,7 +553,7 @@ if (opt.bigquery) {
         '--in-flight',
         '8,16,32',
         '--backend',
-        'checking,latency-only',
+        'latency-only,checking',
       ],
       { encoding: 'utf8', timeout: 300_000 },
     );

@@ -1,7 +1,8 @@
 // The CLI as a user runs it: real archives, a real DuckDB file, the ledger and rejects.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { run, type Io } from './cli.js';
 import { PACKAGE_ROOT } from './package-info.js';
@@ -178,6 +179,61 @@ describe('mlab-etl parse into DuckDB', () => {
     );
     expect(r.code).toBe(0);
     expect(await count(db, "SELECT count(*) FROM utilization.switch WHERE date = DATE '2021-12-14'")).toBe(30);
+  });
+});
+
+describe('DuckDB: rows in Parquet files beside the database', () => {
+  it('writes whole Parquet files in FILE.data/raw_E/D/, which the views and any DuckDB client read', async () => {
+    const dir = tmp();
+    const db = path.join(dir, 'x.duckdb');
+    expect((await cli('parse', ARCHIVES, '--sink', `duckdb:${db}`)).code).toBe(0);
+    const files = readdirSync(path.join(dir, 'x.data', 'raw_utilization', 'switch'));
+    expect(files.every((f) => f.endsWith('.parquet'))).toBe(true);
+    // One file of no rows carrying the schema, and the rows' files.
+    expect(files.filter((f) => f.startsWith('0-schema-'))).toHaveLength(1);
+    expect(files.length).toBeGreaterThan(1);
+    // Any DuckDB client reads the rows straight from the files too.
+    expect(
+      await count(
+        ':memory:',
+        `SELECT count(*) FROM read_parquet('${path.join(dir, 'x.data', 'raw_utilization', 'switch', '*.parquet')}')`,
+      ),
+    ).toBe(390);
+    expect(await count(db, 'SELECT count(*) FROM raw_utilization.switch')).toBe(390);
+  });
+
+  it('has every column of the schema before any row is written', async () => {
+    const dir = tmp();
+    const db = path.join(dir, 'x.duckdb');
+    const empty = await buildArchive([{ name: '2021/12/14/empty-switch.jsonl', content: '' }]);
+    place(dir, 'in/utilization/switch/2021/12/14/20211214T030000Z-switch-mlab2-dfw07-utilization.tgz', empty);
+    expect((await cli('parse', path.join(dir, 'in'), '--sink', `duckdb:${db}`)).code).toBe(0);
+    const r = await runQuery(db, 'SELECT * FROM utilization.switch');
+    expect(r.rows).toEqual([]);
+    expect(r.columns).toEqual(['id', 'date', 'parser', 'a', 'raw']);
+    const types = await runQuery(
+      db,
+      "SELECT data_type FROM information_schema.columns WHERE table_schema = 'raw_utilization' AND table_name = 'switch' AND column_name = 'a'",
+    );
+    expect(String(types.rows[0]?.data_type)).toContain('SwitchOctetsUplinkRxCounter BIGINT');
+  });
+
+  it('refuses a database whose rows are in DuckDB tables, with a clear error, and changes nothing', async () => {
+    const dir = tmp();
+    const db = path.join(dir, 'x.duckdb');
+    const instance = await DuckDBInstance.create(db);
+    const conn = await instance.connect();
+    await conn.run('CREATE SCHEMA raw_utilization');
+    await conn.run('CREATE TABLE raw_utilization.switch (id VARCHAR)');
+    await conn.run("INSERT INTO raw_utilization.switch VALUES ('old')");
+    conn.closeSync();
+    instance.closeSync();
+    const r = await cli('parse', ARCHIVES, '--sink', `duckdb:${db}`);
+    expect(r.code).toBe(1);
+    expect(r.out + r.err).toContain(
+      'raw_utilization.switch is a table in this file, written by an earlier version that kept rows in the database; parse into a new file',
+    );
+    expect(await count(db, 'SELECT count(*) FROM raw_utilization.switch')).toBe(1);
   });
 });
 

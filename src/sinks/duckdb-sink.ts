@@ -1,13 +1,23 @@
 /**
- * DuckDB sink, the embedded default: tables `raw_<experiment>.<datatype>` typed from the JSON
- * Schema (STRUCT, LIST, exact integer types), views `<experiment>.<datatype>` with one row per
- * (id, date), and the `_rejects` and `_archives` tables.
+ * DuckDB sink, the embedded default. The database file holds the views analysts query and the
+ * `_rejects` and `_archives` tables; the rows themselves are Parquet files in a directory beside
+ * it (`mlab-etl.duckdb` -> `mlab-etl.data/raw_<experiment>/<datatype>/*.parquet`), read through
+ * the views `raw_<experiment>.<datatype>` (every row) and `<experiment>.<datatype>` (one row per
+ * (id, date)). Column types come from the JSON Schema (STRUCT, LIST, exact integer types).
  *
- * Rows are loaded in bulk: serialised as JSONL to a temporary file while the archive streams, then
- * inserted with `read_json` (typed by the schema) when the archive commits, together with its
- * rejects and ledger record in one transaction. Per-row inserts are an order of magnitude slower.
+ * Why Parquet and not DuckDB tables: loading rows into a table and checkpointing it takes memory
+ * that grows with the table's width and size (hundreds of MiB on a 500 MB archive, and a
+ * checkpoint of the ndt7 table fails with memory_limit 256MB, which invalidates the database).
+ * Writing each load to its own Parquet file keeps DuckDB's memory flat whatever the archive
+ * (docs/benchmarks.md). The files are also what other tools read.
+ *
+ * Rows are serialised as JSONL to a temporary file while the archive streams; every 16 MiB, and
+ * when the archive commits, that file becomes a Parquet file (written under a temporary name and
+ * renamed, so a query never sees half a file). Then the archive's rejects and ledger record are
+ * stored in one transaction: rows are durable before the record that says so, as in every sink.
  */
-import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync, existsSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import os from 'node:os';
@@ -21,28 +31,36 @@ import { planView } from '../views.js';
 import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef } from './sink.js';
 
 /**
- * DuckDB's own memory limit (MLAB_ETL_DUCKDB_MEMORY_LIMIT changes it). Below about 1 GB its automatic
- * checkpoint of these nested rows can run out of memory, which invalidates the database file's
- * instance (seen with 256 MB on a 500 MB ndt7 archive).
+ * DuckDB's own memory limit (MLAB_ETL_DUCKDB_MEMORY_LIMIT changes it). Rows go to Parquet files a
+ * load at a time; only the small ledger tables are DuckDB tables.
  */
-export const DEFAULT_DUCKDB_MEMORY = '1GB';
+export const DEFAULT_DUCKDB_MEMORY = '256MB';
 /**
- * Largest row text read_json accepts (it buffers twice this). Above BigQuery's 10 MB row limit, so
- * rows BigQuery would take fit; a larger row makes the archive's commit fail with sink_error.
+ * Largest row text read_json accepts (it buffers twice this): 10 MiB holds any row BigQuery takes
+ * (10 MB). A larger row makes the archive's commit fail with sink_error.
  */
-const MAX_ROW_TEXT = 16 * 1024 * 1024;
+const MAX_ROW_TEXT = 10 * 1024 * 1024;
 /**
- * Bytes of rows buffered on disk before a load. Small loads keep DuckDB's working memory (it
- * reads the whole file of a load) bounded whatever the archive size.
+ * Bytes of rows buffered on disk before they become a Parquet file. DuckDB parses a load at once,
+ * outside its memory_limit: on a 500 MB switch archive the process peaked at 276 MiB with 8 MiB
+ * loads and 253 MiB with 4 MiB (262 files of about 150 KB).
  */
-const LOAD_EVERY_BYTES = 16 * 1024 * 1024;
+const LOAD_EVERY_BYTES = 4 * 1024 * 1024;
 
 function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
+/** Where a DuckDB file's Parquet files live: `x.duckdb` -> `x.data`, beside it. */
+export function dataDirOf(file: string): string {
+  const ext = path.extname(file);
+  return path.resolve(`${ext ? file.slice(0, -ext.length) : file}.data`);
+}
+
 interface Pending {
-  target: string; // qualified, quoted table
+  /** A directory of Parquet files (data tables), or a qualified, quoted DuckDB table (ledger). */
+  kind: 'parquet' | 'table';
+  target: string;
   schema: string; // schema name for the column types
   file: string;
   stream: WriteStream;
@@ -58,9 +76,13 @@ export interface DuckDbSinkOptions {
 
 export class DuckDbSink implements Sink {
   readonly description: string;
+  /** Where the rows' Parquet files are, one directory per table. */
+  readonly dataDir: string;
   private readonly tmp = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-duckdb-'));
   private readonly pending = new Map<string, Pending>();
   private readonly prepared = new Set<string>();
+  /** Names this process's Parquet files, apart from other processes' and runs'. */
+  private readonly run = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
   private seq = 0;
   /** Loads and commits run one at a time: archives processed concurrently share the connection. */
   private lock: Promise<unknown> = Promise.resolve();
@@ -72,6 +94,7 @@ export class DuckDbSink implements Sink {
     private readonly schemas: SchemaSet,
   ) {
     this.description = `duckdb:${file}`;
+    this.dataDir = dataDirOf(file);
   }
 
   static async open(file: string, schemas: SchemaSet, options: DuckDbSinkOptions = {}): Promise<DuckDbSink> {
@@ -82,8 +105,8 @@ export class DuckDbSink implements Sink {
       threads: String(options.threads ?? 1),
       preserve_insertion_order: 'false',
       // DuckDB's allocator keeps freed memory for reuse unless told to return it at once. Measured
-      // peak RSS of \`parse\` on the 50 MB bench archives: 443 -> 338 MiB (switch), 537 -> 403 MiB
-      // (ndt7), for 3-10% more time.
+      // peak RSS of `parse` on the 50 MB bench archives, when rows went to DuckDB tables:
+      // 443 -> 338 MiB (switch), 537 -> 403 MiB (ndt7), for 3-10% more time.
       allocator_flush_threshold: '0MB',
       allocator_bulk_deallocation_flush_threshold: '0MB',
     };
@@ -110,6 +133,14 @@ export class DuckDbSink implements Sink {
       .join(', ');
   }
 
+  /** read_json's `columns` argument: the schema's columns and their DuckDB types. */
+  private readJsonColumns(schema: string): string {
+    return this.schemas
+      .fields(schema)
+      .map((f) => `${sqlString(f.name)}: ${sqlString(duckdbType(f))}`)
+      .join(', ');
+  }
+
   private async createTable(dataset: string, table: string, schema: string): Promise<void> {
     await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(dataset)}`);
     await this.conn.run(
@@ -117,11 +148,56 @@ export class DuckDbSink implements Sink {
     );
   }
 
+  private tableDir(ref: Pick<TableRef, 'dataset' | 'table'>): string {
+    return path.join(this.dataDir, ref.dataset, ref.table);
+  }
+
+  /**
+   * The table's directory with a Parquet file of no rows carrying the schema's columns and types,
+   * so the view has every column before any row is written (one such file per schema version:
+   * files written under an older schema lack the newer columns, which read as NULL).
+   */
+  private async createParquetTable(ref: TableRef): Promise<void> {
+    const dir = this.tableDir(ref);
+    mkdirSync(dir, { recursive: true });
+    const fields = this.schemas.fields(ref.table);
+    const version = createHash('sha256').update(this.columnsSql(ref.table)).digest('hex').slice(0, 12);
+    const schemaFile = path.join(dir, `0-schema-${version}.parquet`);
+    if (!existsSync(schemaFile)) {
+      const nulls = fields.map((f) => `CAST(NULL AS ${duckdbType(f)}) AS ${quoteIdent(f.name)}`).join(', ');
+      await this.copyToParquet(`SELECT ${nulls} LIMIT 0`, schemaFile);
+    }
+    const existing = await this.conn.runAndReadAll(
+      `SELECT table_type FROM information_schema.tables WHERE table_schema = ${sqlString(ref.dataset)} AND table_name = ${sqlString(ref.table)}`,
+    );
+    if (existing.getRows()[0]?.[0] === 'BASE TABLE') {
+      throw new Error(
+        `${ref.dataset}.${ref.table} is a table in this file, written by an earlier version that kept rows in the database; parse into a new file`,
+      );
+    }
+    const columns = fields.map((f) => quoteIdent(f.name)).join(', ');
+    await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ref.dataset)}`);
+    await this.conn.run(
+      `CREATE OR REPLACE VIEW ${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)} AS SELECT ${columns} FROM read_parquet(${sqlString(path.join(dir, '*.parquet'))}, union_by_name = true)`,
+    );
+  }
+
+  /** Writes a query's result to a Parquet file, under a temporary name until it is complete. */
+  private async copyToParquet(select: string, file: string): Promise<void> {
+    const partial = `${file}.partial`;
+    try {
+      await this.conn.run(`COPY (${select}) TO ${sqlString(partial)} (FORMAT parquet, COMPRESSION zstd)`);
+      renameSync(partial, file);
+    } finally {
+      rmSync(partial, { force: true });
+    }
+  }
+
   async prepareTable(ref: TableRef): Promise<void> {
     const key = `${ref.dataset}.${ref.table}`;
     if (this.prepared.has(key)) return;
     try {
-      await this.createTable(ref.dataset, ref.table, ref.table);
+      await this.createParquetTable(ref);
       const plan = planView(ref, this.schemas);
       for (const need of plan.needs) await this.prepareTable(need);
       await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ref.viewDataset)}`);
@@ -143,15 +219,23 @@ export class DuckDbSink implements Sink {
   }
 
   private append(target: string, schema: string, values: unknown[]): Promise<void> {
-    return this.appendBytes(target, schema, jsonlBytes(values.map((v) => stringifyBigQuery(v))).text, values.length);
+    const { text } = jsonlBytes(values.map((v) => stringifyBigQuery(v)));
+    return this.appendBytes('table', target, schema, text, values.length);
   }
 
-  private async appendBytes(target: string, schema: string, text: Buffer, rows: number): Promise<void> {
+  private async appendBytes(
+    kind: Pending['kind'],
+    target: string,
+    schema: string,
+    text: Buffer,
+    rows: number,
+  ): Promise<void> {
     if (rows === 0) return;
     let p = this.pending.get(target);
     if (!p) {
       const file = path.join(this.tmp, `${++this.seq}.jsonl`);
-      p = { target, schema, file, stream: createWriteStream(file, { highWaterMark: 1024 * 1024 }), rows: 0, bytes: 0 };
+      const stream = createWriteStream(file, { highWaterMark: 1024 * 1024 });
+      p = { kind, target, schema, file, stream, rows: 0, bytes: 0 };
       // Errors surface where the stream is waited on (drain, finished); this keeps them from being uncaught.
       p.stream.on('error', () => undefined);
       this.pending.set(target, p);
@@ -160,36 +244,30 @@ export class DuckDbSink implements Sink {
     if (!p.stream.write(text)) await once(p.stream, 'drain');
     p.rows += rows;
     p.bytes += text.length;
-    if (p.bytes >= LOAD_EVERY_BYTES && this.pending.get(target) === p) {
+    if (kind === 'parquet' && p.bytes >= LOAD_EVERY_BYTES && this.pending.get(target) === p) {
       this.pending.delete(target);
       await this.exclusive(() => this.load([p]));
     }
   }
 
-  /** Inserts the buffered files into their tables (the caller has taken them out of `pending`). */
+  /** Stores the buffered files (the caller has taken them out of `pending`). */
   private async load(batch: Pending[]): Promise<void> {
     for (const p of batch) {
       p.stream.end();
       await finished(p.stream);
-      const columns = this.schemas
-        .fields(p.schema)
-        .map((f) => `${sqlString(f.name)}: ${sqlString(duckdbType(f))}`)
-        .join(', ');
-      await this.conn.run(
-        `INSERT INTO ${p.target} BY NAME SELECT * FROM read_json(${sqlString(p.file)}, format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${columns}})`,
-      );
+      const rows = `SELECT * FROM read_json(${sqlString(p.file)}, format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${this.readJsonColumns(p.schema)}})`;
+      if (p.kind === 'parquet') {
+        await this.copyToParquet(rows, path.join(p.target, `1-${this.run}-${++this.seq}.parquet`));
+      } else {
+        await this.conn.run(`INSERT INTO ${p.target} BY NAME ${rows}`);
+      }
       rmSync(p.file, { force: true });
     }
   }
 
   async writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
     try {
-      await this.appendBytes(
-        `${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)}`,
-        ref.table,
-        batch.text,
-        batch.ends.length,
-      );
+      await this.appendBytes('parquet', this.tableDir(ref), ref.table, batch.text, batch.ends.length);
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
     }
@@ -206,14 +284,16 @@ export class DuckDbSink implements Sink {
   async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
     try {
       // Everything buffered so far (this archive's rows and rejects, perhaps others' too: they are
-      // real rows, durable a little early), then the ledger record, in one transaction.
+      // real rows, durable a little early): the rows' Parquet files first, then the rejects and
+      // the ledger record in one transaction.
       await this.append('main."_archives"', '_archives', [record]);
-      const batch = [...this.pending.values()];
+      const all = [...this.pending.values()];
       this.pending.clear();
       await this.exclusive(async () => {
+        await this.load(all.filter((p) => p.kind === 'parquet'));
         await this.conn.run('BEGIN TRANSACTION');
         try {
-          await this.load(batch);
+          await this.load(all.filter((p) => p.kind === 'table'));
           await this.conn.run('COMMIT');
         } catch (err) {
           // DuckDB may already have aborted the transaction: the original error is what matters.
