@@ -202,6 +202,23 @@ describe('DuckDB: rows in Parquet files beside the database', () => {
     expect(await count(db, 'SELECT count(*) FROM raw_utilization.switch')).toBe(390);
   });
 
+  it('gathers the rows of many 2 MiB pieces into one Parquet file', async () => {
+    const dir = tmp();
+    const db = path.join(dir, 'x.duckdb');
+    // 20 copies of a 30-row file: about 3.5 MB of rows, more than one piece.
+    const copies = Array.from({ length: 20 }, (_, i) => ({ name: `2021/12/14/c${i}-switch.jsonl`, content: V2_LINES }));
+    place(
+      dir,
+      'in/utilization/switch/2021/12/14/20211214T030000Z-switch-mlab2-dfw07-utilization.tgz',
+      await buildArchive(copies),
+    );
+    expect((await cli('parse', path.join(dir, 'in'), '--sink', `duckdb:${db}`)).code).toBe(0);
+    const files = readdirSync(path.join(dir, 'x.data', 'raw_utilization', 'switch'));
+    expect(files.filter((f) => !f.startsWith('0-schema-'))).toHaveLength(1);
+    expect(await count(db, 'SELECT count(*) FROM raw_utilization.switch')).toBe(600);
+    expect(await count(db, 'SELECT count(*) FROM utilization.switch')).toBe(30);
+  });
+
   it('has every column of the schema before any row is written', async () => {
     const dir = tmp();
     const db = path.join(dir, 'x.duckdb');

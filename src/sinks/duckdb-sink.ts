@@ -11,8 +11,8 @@
  * Writing each load to its own Parquet file keeps DuckDB's memory flat whatever the archive
  * (docs/benchmarks.md). The files are also what other tools read.
  *
- * Rows are serialised as JSONL to a temporary file while the archive streams; every 16 MiB, and
- * when the archive commits, that file becomes a Parquet file (written under a temporary name and
+ * Rows are serialised as JSONL to temporary files while the archive streams; every 64 MiB, and
+ * when the archive commits, those become a Parquet file (written under a temporary name and
  * renamed, so a query never sees half a file). Then the archive's rejects and ledger record are
  * stored in one transaction: rows are durable before the record that says so, as in every sink.
  */
@@ -41,11 +41,17 @@ export const DEFAULT_DUCKDB_MEMORY = '256MB';
  */
 const MAX_ROW_TEXT = 10 * 1024 * 1024;
 /**
- * Bytes of rows buffered on disk before they become a Parquet file. DuckDB parses a load at once,
- * outside its memory_limit: on a 500 MB switch archive the process peaked at 276 MiB with 8 MiB
- * loads and 253 MiB with 4 MiB (262 files of about 150 KB).
+ * Rows are buffered on disk in JSONL pieces of PIECE_BYTES, and FILE_BYTES of them become one
+ * Parquet file, so that a table is not thousands of small files. DuckDB parses a piece at a time,
+ * outside its memory_limit, and its Parquet writer holds a row group: those two set the peak.
+ * Measured on the 50 MB bench archives with a file per piece, five runs each: 225-259 MiB peak
+ * with 4 MiB pieces, 210-218 MiB with 2 MiB (switch). Row groups of 2,048 rows held 236 MiB on ndt7
+ * (26 KB rows); bounded to 8 MB as well, 174 MiB.
  */
-const LOAD_EVERY_BYTES = 4 * 1024 * 1024;
+const PIECE_BYTES = 2 * 1024 * 1024;
+const FILE_BYTES = 64 * 1024 * 1024;
+const ROW_GROUP_ROWS = 2048;
+const ROW_GROUP_BYTES = '8MB';
 
 function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
@@ -62,10 +68,12 @@ interface Pending {
   kind: 'parquet' | 'table';
   target: string;
   schema: string; // schema name for the column types
-  file: string;
+  /** JSONL files of rows, the last one being written by `stream`. */
+  files: string[];
   stream: WriteStream;
-  rows: number;
+  /** Bytes in all the files, and in the last one. */
   bytes: number;
+  pieceBytes: number;
 }
 
 export interface DuckDbSinkOptions {
@@ -186,7 +194,9 @@ export class DuckDbSink implements Sink {
   private async copyToParquet(select: string, file: string): Promise<void> {
     const partial = `${file}.partial`;
     try {
-      await this.conn.run(`COPY (${select}) TO ${sqlString(partial)} (FORMAT parquet, COMPRESSION zstd)`);
+      await this.conn.run(
+        `COPY (${select}) TO ${sqlString(partial)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${ROW_GROUP_BYTES}')`,
+      );
       renameSync(partial, file);
     } finally {
       rmSync(partial, { force: true });
@@ -223,6 +233,14 @@ export class DuckDbSink implements Sink {
     return this.appendBytes('table', target, schema, text, values.length);
   }
 
+  private newPiece(): { file: string; stream: WriteStream } {
+    const file = path.join(this.tmp, `${++this.seq}.jsonl`);
+    const stream = createWriteStream(file, { highWaterMark: 1024 * 1024 });
+    // Errors surface where the stream is waited on (drain, finished); this keeps them from being uncaught.
+    stream.on('error', () => undefined);
+    return { file, stream };
+  }
+
   private async appendBytes(
     kind: Pending['kind'],
     target: string,
@@ -233,20 +251,25 @@ export class DuckDbSink implements Sink {
     if (rows === 0) return;
     let p = this.pending.get(target);
     if (!p) {
-      const file = path.join(this.tmp, `${++this.seq}.jsonl`);
-      const stream = createWriteStream(file, { highWaterMark: 1024 * 1024 });
-      p = { kind, target, schema, file, stream, rows: 0, bytes: 0 };
-      // Errors surface where the stream is waited on (drain, finished); this keeps them from being uncaught.
-      p.stream.on('error', () => undefined);
+      const { file, stream } = this.newPiece();
+      p = { kind, target, schema, files: [file], stream, bytes: 0, pieceBytes: 0 };
       this.pending.set(target, p);
     }
-    // Backpressure only: the load that follows ends the stream and waits for every write.
+    // Backpressure only: the load that follows ends the streams and waits for every write.
     if (!p.stream.write(text)) await once(p.stream, 'drain');
-    p.rows += rows;
     p.bytes += text.length;
-    if (kind === 'parquet' && p.bytes >= LOAD_EVERY_BYTES && this.pending.get(target) === p) {
+    p.pieceBytes += text.length;
+    if (kind !== 'parquet' || this.pending.get(target) !== p) return;
+    if (p.bytes >= FILE_BYTES) {
       this.pending.delete(target);
       await this.exclusive(() => this.load([p]));
+    } else if (p.pieceBytes >= PIECE_BYTES) {
+      p.stream.end();
+      await finished(p.stream);
+      const next = this.newPiece();
+      p.files.push(next.file);
+      p.stream = next.stream;
+      p.pieceBytes = 0;
     }
   }
 
@@ -255,13 +278,13 @@ export class DuckDbSink implements Sink {
     for (const p of batch) {
       p.stream.end();
       await finished(p.stream);
-      const rows = `SELECT * FROM read_json(${sqlString(p.file)}, format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${this.readJsonColumns(p.schema)}})`;
+      const rows = `SELECT * FROM read_json([${p.files.map(sqlString).join(', ')}], format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${this.readJsonColumns(p.schema)}})`;
       if (p.kind === 'parquet') {
         await this.copyToParquet(rows, path.join(p.target, `1-${this.run}-${++this.seq}.parquet`));
       } else {
         await this.conn.run(`INSERT INTO ${p.target} BY NAME ${rows}`);
       }
-      rmSync(p.file, { force: true });
+      for (const f of p.files) rmSync(f, { force: true });
     }
   }
 
