@@ -45,7 +45,7 @@ const MAX_ROW_TEXT = 10 * 1024 * 1024;
  * Parquet file, so that a table is not thousands of small files. DuckDB parses a piece at a time,
  * outside its memory_limit, and its Parquet writer holds a row group: those two set the peak.
  * Measured on the 50 MB bench archives with a file per piece, five runs each: 225-259 MiB peak
- * with 4 MiB pieces, 210-218 MiB with 2 MiB (switch). Row groups of 2,048 rows held 236 MiB on ndt7
+ * with 4 MiB pieces, 210-219 MiB with 2 MiB (switch). Row groups of 2,048 rows held 236 MiB on ndt7
  * (26 KB rows); bounded to 8 MB as well, 174 MiB.
  */
 const PIECE_BYTES = 2 * 1024 * 1024;
