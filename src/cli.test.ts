@@ -1,5 +1,5 @@
 // The CLI as a user runs it: real archives, a real DuckDB file, the ledger and rejects.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -251,6 +251,7 @@ describe('DuckDB: rows in Parquet files beside the database', () => {
       'raw_utilization.switch is a table in this file, written by an earlier version that kept rows in the database; parse into a new file',
     );
     expect(await count(db, 'SELECT count(*) FROM raw_utilization.switch')).toBe(1);
+    expect(existsSync(path.join(dir, 'x.data'))).toBe(false);
   });
 });
 

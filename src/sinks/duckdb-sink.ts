@@ -17,7 +17,18 @@
  * stored in one transaction: rows are durable before the record that says so, as in every sink.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync, existsSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  renameSync,
+  rmSync,
+  type WriteStream,
+} from 'node:fs';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import os from 'node:os';
@@ -35,10 +46,7 @@ import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef 
  * load at a time; only the small ledger tables are DuckDB tables.
  */
 export const DEFAULT_DUCKDB_MEMORY = '256MB';
-/**
- * Largest row text read_json accepts (it buffers twice this): 10 MiB holds any row BigQuery takes
- * (10 MB). A larger row makes the archive's commit fail with sink_error.
- */
+/** read_json's maximum_object_size (it sizes its buffer by it): enough for any row BigQuery takes (10 MB). */
 const MAX_ROW_TEXT = 10 * 1024 * 1024;
 /**
  * Rows are buffered on disk in JSONL pieces of PIECE_BYTES, and FILE_BYTES of them become one
@@ -55,6 +63,24 @@ const ROW_GROUP_BYTES = '8MB';
 
 function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
+}
+
+/**
+ * A path as DuckDB's file-reading functions take it literally rather than as a pattern ([, * and ?
+ * bracketed), so a directory named `a*` never reads `ab`'s files too.
+ */
+function literalPath(p: string): string {
+  return p.replace(/[[*?]/g, (c) => `[${c}]`);
+}
+
+/** Flushes a file or directory to disk. */
+function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Where a DuckDB file's Parquet files live: `x.duckdb` -> `x.data`, beside it. */
@@ -87,12 +113,16 @@ export class DuckDbSink implements Sink {
   /** Where the rows' Parquet files are, one directory per table. */
   readonly dataDir: string;
   private readonly tmp = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-duckdb-'));
-  private readonly pending = new Map<string, Pending>();
-  private readonly prepared = new Set<string>();
+  /**
+   * What each archive has buffered, by archive then target: an archive's commit (or failure)
+   * concerns its own rows, rejects and record only, whatever else is being processed.
+   */
+  private readonly pending = new Map<string, Map<string, Pending>>();
+  private readonly prepared = new Map<string, Promise<void>>();
   /** Names this process's Parquet files, apart from other processes' and runs'. */
   private readonly run = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
   private seq = 0;
-  /** Loads and commits run one at a time: archives processed concurrently share the connection. */
+  /** Statements run one at a time: archives processed concurrently share the connection. */
   private lock: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -127,11 +157,36 @@ export class DuckDbSink implements Sink {
         cause: err,
       });
     }
-    const conn = await instance.connect();
-    const sink = new DuckDbSink(file, instance, conn, schemas);
-    await sink.createTable('main', '_rejects', '_rejects');
-    await sink.createTable('main', '_archives', '_archives');
-    return sink;
+    let sink: DuckDbSink | null = null;
+    try {
+      const conn = await instance.connect();
+      sink = new DuckDbSink(file, instance, conn, schemas);
+      await sink.refuseOldLayout();
+      await sink.createTable('main', '_rejects', '_rejects');
+      await sink.createTable('main', '_archives', '_archives');
+      return sink;
+    } catch (err) {
+      if (sink) await sink.close();
+      else instance.closeSync();
+      throw err instanceof EtlError
+        ? err
+        : new EtlError('sink_error', `${file}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+    }
+  }
+
+  /** A file written by the earlier version holds rows in raw_* tables: refused before anything is written. */
+  private async refuseOldLayout(): Promise<void> {
+    const r = await this.conn.runAndReadAll(
+      "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND starts_with(table_schema, 'raw_') ORDER BY 1",
+    );
+    const tables = r.getRows().map((row) => String(row[0]));
+    if (tables.length > 0) {
+      throw new EtlError(
+        'sink_error',
+        `${this.file}: ${tables.join(', ')} ${tables.length === 1 ? 'is a table' : 'are tables'} in this file, written by an earlier version that kept rows in the database; parse into a new file`,
+        { stage: 'sink' },
+      );
+    }
   }
 
   private columnsSql(schema: string): string {
@@ -175,41 +230,53 @@ export class DuckDbSink implements Sink {
       const nulls = fields.map((f) => `CAST(NULL AS ${duckdbType(f)}) AS ${quoteIdent(f.name)}`).join(', ');
       await this.copyToParquet(`SELECT ${nulls} LIMIT 0`, schemaFile);
     }
-    const existing = await this.conn.runAndReadAll(
-      `SELECT table_type FROM information_schema.tables WHERE table_schema = ${sqlString(ref.dataset)} AND table_name = ${sqlString(ref.table)}`,
-    );
-    if (existing.getRows()[0]?.[0] === 'BASE TABLE') {
-      throw new Error(
-        `${ref.dataset}.${ref.table} is a table in this file, written by an earlier version that kept rows in the database; parse into a new file`,
-      );
-    }
     const columns = fields.map((f) => quoteIdent(f.name)).join(', ');
     await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ref.dataset)}`);
     await this.conn.run(
-      `CREATE OR REPLACE VIEW ${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)} AS SELECT ${columns} FROM read_parquet(${sqlString(path.join(dir, '*.parquet'))}, union_by_name = true)`,
+      `CREATE OR REPLACE VIEW ${quoteIdent(ref.dataset)}.${quoteIdent(ref.table)} AS SELECT ${columns} FROM read_parquet(${sqlString(`${literalPath(dir)}/*.parquet`)}, union_by_name = true)`,
     );
   }
 
-  /** Writes a query's result to a Parquet file, under a temporary name until it is complete. */
+  /**
+   * Writes a query's result to a Parquet file: under a temporary name of its own, flushed to disk,
+   * then renamed (and the directory flushed), so a query never sees half a file and a ledger
+   * record written afterwards never outlives the rows it counts.
+   */
   private async copyToParquet(select: string, file: string): Promise<void> {
-    const partial = `${file}.partial`;
+    const partial = `${file}.${randomUUID()}.partial`;
     try {
       await this.conn.run(
         `COPY (${select}) TO ${sqlString(partial)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${ROW_GROUP_BYTES}')`,
       );
+      fsyncPath(partial);
       renameSync(partial, file);
+      fsyncPath(path.dirname(file));
     } finally {
       rmSync(partial, { force: true });
     }
   }
 
-  async prepareTable(ref: TableRef): Promise<void> {
+  prepareTable(ref: TableRef): Promise<void> {
     const key = `${ref.dataset}.${ref.table}`;
-    if (this.prepared.has(key)) return;
+    let ready = this.prepared.get(key);
+    if (!ready) {
+      // Once per table, whoever asks first; the others wait for the same preparation.
+      ready = this.exclusive(() => this.prepareNow(ref, new Set()));
+      this.prepared.set(key, ready);
+      ready.catch(() => this.prepared.delete(key));
+    }
+    return ready;
+  }
+
+  /** Creates the table's files and views; runs inside exclusive(), so never through prepareTable. */
+  private async prepareNow(ref: TableRef, done: Set<string>): Promise<void> {
+    const key = `${ref.dataset}.${ref.table}`;
+    if (done.has(key)) return;
+    done.add(key);
     try {
       await this.createParquetTable(ref);
       const plan = planView(ref, this.schemas);
-      for (const need of plan.needs) await this.prepareTable(need);
+      for (const need of plan.needs) await this.prepareNow(need, done);
       await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ref.viewDataset)}`);
       const sql = plan.sql('duckdb', (d, t) => `${quoteIdent(d)}.${quoteIdent(t)}`);
       await this.conn.run(`CREATE OR REPLACE VIEW ${quoteIdent(ref.viewDataset)}.${quoteIdent(ref.table)} AS ${sql}`);
@@ -219,18 +286,12 @@ export class DuckDbSink implements Sink {
         cause: err,
       });
     }
-    this.prepared.add(key);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lock.then(fn, fn);
     this.lock = run.catch(() => undefined);
     return run;
-  }
-
-  private append(target: string, schema: string, values: unknown[]): Promise<void> {
-    const { text } = jsonlBytes(values.map((v) => stringifyBigQuery(v)));
-    return this.appendBytes('table', target, schema, text, values.length);
   }
 
   private newPiece(): { file: string; stream: WriteStream } {
@@ -241,56 +302,74 @@ export class DuckDbSink implements Sink {
     return { file, stream };
   }
 
+  private pendingOf(archive: string): Map<string, Pending> {
+    let m = this.pending.get(archive);
+    if (!m) {
+      m = new Map();
+      this.pending.set(archive, m);
+    }
+    return m;
+  }
+
   private async appendBytes(
+    archive: string,
     kind: Pending['kind'],
     target: string,
     schema: string,
     text: Buffer,
-    rows: number,
   ): Promise<void> {
-    if (rows === 0) return;
-    let p = this.pending.get(target);
+    const buffered = this.pendingOf(archive);
+    let p = buffered.get(target);
     if (!p) {
       const { file, stream } = this.newPiece();
       p = { kind, target, schema, files: [file], stream, bytes: 0, pieceBytes: 0 };
-      this.pending.set(target, p);
+      buffered.set(target, p);
     }
     // Backpressure only: the load that follows ends the streams and waits for every write.
     if (!p.stream.write(text)) await once(p.stream, 'drain');
     p.bytes += text.length;
     p.pieceBytes += text.length;
-    if (kind !== 'parquet' || this.pending.get(target) !== p) return;
+    if (kind !== 'parquet' || buffered.get(target) !== p) return;
     if (p.bytes >= FILE_BYTES) {
-      this.pending.delete(target);
+      buffered.delete(target);
       await this.exclusive(() => this.load([p]));
     } else if (p.pieceBytes >= PIECE_BYTES) {
-      p.stream.end();
-      await finished(p.stream);
+      // The next piece takes the writes at once; the full one is closed behind it.
+      const full = p.stream;
       const next = this.newPiece();
       p.files.push(next.file);
       p.stream = next.stream;
       p.pieceBytes = 0;
+      full.end();
+      await finished(full);
     }
   }
 
-  /** Stores the buffered files (the caller has taken them out of `pending`). */
+  /** Stores buffered files (the caller has taken them out of `pending`); the files go, stored or not. */
   private async load(batch: Pending[]): Promise<void> {
-    for (const p of batch) {
-      p.stream.end();
-      await finished(p.stream);
-      const rows = `SELECT * FROM read_json([${p.files.map(sqlString).join(', ')}], format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${this.readJsonColumns(p.schema)}})`;
-      if (p.kind === 'parquet') {
-        await this.copyToParquet(rows, path.join(p.target, `1-${this.run}-${++this.seq}.parquet`));
-      } else {
-        await this.conn.run(`INSERT INTO ${p.target} BY NAME ${rows}`);
+    try {
+      for (const p of batch) {
+        p.stream.end();
+        await finished(p.stream);
+        const rows = `SELECT * FROM read_json([${p.files.map((f) => sqlString(literalPath(f))).join(', ')}], format = 'newline_delimited', maximum_object_size = ${MAX_ROW_TEXT}, columns = {${this.readJsonColumns(p.schema)}})`;
+        if (p.kind === 'parquet') {
+          await this.copyToParquet(rows, path.join(p.target, `1-${this.run}-${++this.seq}.parquet`));
+        } else {
+          await this.conn.run(`INSERT INTO ${p.target} BY NAME ${rows}`);
+        }
       }
-      for (const f of p.files) rmSync(f, { force: true });
+    } finally {
+      for (const p of batch) {
+        p.stream.destroy();
+        for (const f of p.files) rmSync(f, { force: true });
+      }
     }
   }
 
   async writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
+    if (batch.ends.length === 0) return;
     try {
-      await this.appendBytes('parquet', this.tableDir(ref), ref.table, batch.text, batch.ends.length);
+      await this.appendBytes(batch.archiveUrl, 'parquet', this.tableDir(ref), ref.table, batch.text);
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
     }
@@ -298,25 +377,40 @@ export class DuckDbSink implements Sink {
 
   async writeRejects(rejects: RejectRecord[]): Promise<void> {
     try {
-      await this.append('main."_rejects"', '_rejects', rejects);
+      const byArchive = new Map<string, RejectRecord[]>();
+      for (const r of rejects) byArchive.set(r.archive_url, [...(byArchive.get(r.archive_url) ?? []), r]);
+      for (const [archive, list] of byArchive) {
+        const { text } = jsonlBytes(list.map((v) => stringifyBigQuery(v)));
+        await this.appendBytes(archive, 'table', 'main."_rejects"', '_rejects', text);
+      }
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
     }
   }
 
   async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
+    // This archive's rows (their Parquet files first), then its rejects and ledger record in one
+    // transaction. Nothing of another archive's is stored or lost here.
+    const mine = [...(this.pending.get(record.archive_url)?.values() ?? [])];
+    this.pending.delete(record.archive_url);
     try {
-      // Everything buffered so far (this archive's rows and rejects, perhaps others' too: they are
-      // real rows, durable a little early): the rows' Parquet files first, then the rejects and
-      // the ledger record in one transaction.
-      await this.append('main."_archives"', '_archives', [record]);
-      const all = [...this.pending.values()];
-      this.pending.clear();
+      const { text } = jsonlBytes([stringifyBigQuery(record)]);
+      const ledger = this.newPiece();
+      ledger.stream.write(text);
+      mine.push({
+        kind: 'table',
+        target: 'main."_archives"',
+        schema: '_archives',
+        files: [ledger.file],
+        stream: ledger.stream,
+        bytes: text.length,
+        pieceBytes: text.length,
+      });
       await this.exclusive(async () => {
-        await this.load(all.filter((p) => p.kind === 'parquet'));
+        await this.load(mine.filter((p) => p.kind === 'parquet'));
         await this.conn.run('BEGIN TRANSACTION');
         try {
-          await this.load(all.filter((p) => p.kind === 'table'));
+          await this.load(mine.filter((p) => p.kind === 'table'));
           await this.conn.run('COMMIT');
         } catch (err) {
           // DuckDB may already have aborted the transaction: the original error is what matters.
@@ -325,6 +419,10 @@ export class DuckDbSink implements Sink {
         }
       });
     } catch (err) {
+      for (const p of mine) {
+        p.stream.destroy();
+        for (const f of p.files) rmSync(f, { force: true });
+      }
       throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, {
         stage: 'sink',
         cause: err,
@@ -335,7 +433,7 @@ export class DuckDbSink implements Sink {
   }
 
   async close(): Promise<void> {
-    for (const p of this.pending.values()) p.stream.destroy();
+    for (const buffered of this.pending.values()) for (const p of buffered.values()) p.stream.destroy();
     this.pending.clear();
     this.conn.closeSync();
     this.instance.closeSync();
