@@ -39,6 +39,14 @@ afterAll(async () => {
   await pool?.close();
 });
 
+/** The DISCOv2 test file's lines with every timestamp moved on by k collection windows of 300 s. */
+function shifted(k: number): string {
+  return readFileSync(V2_FILE, 'utf8').replace(
+    /"timestamp":(\d+)/g,
+    (_m, t: string) => `"timestamp":${Number(t) + 300 * k}`,
+  );
+}
+
 function archivesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
@@ -116,8 +124,6 @@ describe('parsing with worker threads', () => {
   it('stores an archive mixing small, large, gzipped, broken and unreadable entries exactly as one thread does', async () => {
     const lines = readFileSync(V2_FILE, 'utf8');
     // Over 1 MiB, so the entry goes to the worker in chunks rather than in one message.
-    const shifted = (k: number): string =>
-      lines.replace(/"timestamp":(\d+)/g, (_m, t: string) => `"timestamp":${Number(t) + 300 * k}`);
     const large = Array.from({ length: 40 }, (_, k) => shifted(k)).join('');
     expect(large.length).toBeGreaterThan(1024 * 1024);
     const bytes = await buildArchive([
@@ -176,9 +182,6 @@ describe('parsing with worker threads', () => {
   }, 60_000);
 
   it('stops at a failed write with the same ledger as one thread, though workers read ahead', async () => {
-    const lines = readFileSync(V2_FILE, 'utf8');
-    const shifted = (k: number): string =>
-      lines.replace(/"timestamp":(\d+)/g, (_m, t: string) => `"timestamp":${Number(t) + 300 * k}`);
     const bytes = await buildArchive(
       Array.from({ length: 12 }, (_, k) => ({
         name: `2021/12/14/e${String(k).padStart(2, '0')}-switch.jsonl`,

@@ -345,6 +345,21 @@ export class DuckDbSink implements Sink {
     }
   }
 
+  /** Takes what an archive has buffered out of `pending`. */
+  private takePending(archive: string): Pending[] {
+    const mine = [...(this.pending.get(archive)?.values() ?? [])];
+    this.pending.delete(archive);
+    return mine;
+  }
+
+  /** Drops buffered files, stored or not. */
+  private discard(batch: Pending[]): void {
+    for (const p of batch) {
+      p.stream.destroy();
+      for (const f of p.files) rmSync(f, { force: true });
+    }
+  }
+
   /** Stores buffered files (the caller has taken them out of `pending`); the files go, stored or not. */
   private async load(batch: Pending[]): Promise<void> {
     try {
@@ -359,10 +374,7 @@ export class DuckDbSink implements Sink {
         }
       }
     } finally {
-      for (const p of batch) {
-        p.stream.destroy();
-        for (const f of p.files) rmSync(f, { force: true });
-      }
+      this.discard(batch);
     }
   }
 
@@ -378,34 +390,30 @@ export class DuckDbSink implements Sink {
   async writeRejects(rejects: RejectRecord[]): Promise<void> {
     try {
       const byArchive = new Map<string, RejectRecord[]>();
-      for (const r of rejects) byArchive.set(r.archive_url, [...(byArchive.get(r.archive_url) ?? []), r]);
-      for (const [archive, list] of byArchive) {
-        const { text } = jsonlBytes(list.map((v) => stringifyBigQuery(v)));
-        await this.appendBytes(archive, 'table', 'main."_rejects"', '_rejects', text);
+      for (const r of rejects) {
+        const list = byArchive.get(r.archive_url);
+        if (list) list.push(r);
+        else byArchive.set(r.archive_url, [r]);
       }
+      for (const [archive, list] of byArchive) await this.appendTable(archive, '_rejects', list);
     } catch (err) {
       throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
     }
   }
 
+  /** Buffers records of a ledger table (`_rejects`, `_archives`) for an archive's commit. */
+  private appendTable(archive: string, table: '_rejects' | '_archives', records: unknown[]): Promise<void> {
+    const { text } = jsonlBytes(records.map((r) => stringifyBigQuery(r)));
+    return this.appendBytes(archive, 'table', `main.${quoteIdent(table)}`, table, text);
+  }
+
   async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
     // This archive's rows (their Parquet files first), then its rejects and ledger record in one
     // transaction. Nothing of another archive's is stored or lost here.
-    const mine = [...(this.pending.get(record.archive_url)?.values() ?? [])];
-    this.pending.delete(record.archive_url);
+    let mine: Pending[] = [];
     try {
-      const { text } = jsonlBytes([stringifyBigQuery(record)]);
-      const ledger = this.newPiece();
-      ledger.stream.write(text);
-      mine.push({
-        kind: 'table',
-        target: 'main."_archives"',
-        schema: '_archives',
-        files: [ledger.file],
-        stream: ledger.stream,
-        bytes: text.length,
-        pieceBytes: text.length,
-      });
+      await this.appendTable(record.archive_url, '_archives', [record]);
+      mine = this.takePending(record.archive_url);
       await this.exclusive(async () => {
         await this.load(mine.filter((p) => p.kind === 'parquet'));
         await this.conn.run('BEGIN TRANSACTION');
@@ -419,10 +427,8 @@ export class DuckDbSink implements Sink {
         }
       });
     } catch (err) {
-      for (const p of mine) {
-        p.stream.destroy();
-        for (const f of p.files) rmSync(f, { force: true });
-      }
+      // Whatever was not stored goes: the archive is processed again.
+      this.discard([...mine, ...this.takePending(record.archive_url)]);
       throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, {
         stage: 'sink',
         cause: err,
@@ -433,8 +439,7 @@ export class DuckDbSink implements Sink {
   }
 
   async close(): Promise<void> {
-    for (const buffered of this.pending.values()) for (const p of buffered.values()) p.stream.destroy();
-    this.pending.clear();
+    for (const archive of [...this.pending.keys()]) this.discard(this.takePending(archive));
     this.conn.closeSync();
     this.instance.closeSync();
     rmSync(this.tmp, { recursive: true, force: true });

@@ -95,11 +95,6 @@ export interface SetupAction {
   changes?: string[];
 }
 
-/** Row i of a batch as JSON text (without its newline). */
-export function rowJson(batch: Pick<RowBatch, 'text' | 'ends'>, i: number): string {
-  return rowBytes(batch, i).toString('utf8');
-}
-
 /** Row `i`'s JSON bytes (without its newline): a view of the batch's buffer, not a copy. */
 export function rowBytes(batch: Pick<RowBatch, 'text' | 'ends'>, i: number): Buffer {
   return batch.text.subarray(i === 0 ? 0 : batch.ends[i - 1], (batch.ends[i] as number) - 1);
