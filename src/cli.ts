@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { EntryPool } from './entry-pool.js';
 import { EtlError } from './errors.js';
+import { boundHeapGrowth } from './heap.js';
 import { DEFAULT_LIMITS, LimitError, parseLimits, type Limits } from './limits.js';
 import { findArchives, localArchive } from './local-source.js';
 import { GIT_COMMIT, VERSION } from './package-info.js';
@@ -398,5 +399,6 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
+  boundHeapGrowth();
   process.exitCode = await run(process.argv.slice(2));
 }

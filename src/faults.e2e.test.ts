@@ -319,15 +319,15 @@ afterAll(async () => {
   await Promise.allSettled([pubsubEmu?.stop(), gcsEmu?.stop()]);
 }, 30_000);
 
-/** Raw rows and ledger of a JSONL sink directory. */
-function jsonlSink(dir: string): { tables: Map<string, Json[]>; ledger: LedgerRecord[] } {
+/** Raw rows and ledger of a JSONL sink directory (`writing`: a worker may be appending to it). */
+function jsonlSink(dir: string, { writing = false } = {}): { tables: Map<string, Json[]>; ledger: LedgerRecord[] } {
   const tables = new Map<string, Json[]>();
   for (const dataset of existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith('raw_')) : []) {
     for (const file of readdirSync(path.join(dir, dataset))) {
-      tables.set(`${dataset}.${file.replace(/\.jsonl$/, '')}`, readJsonl(path.join(dir, dataset, file)));
+      tables.set(`${dataset}.${file.replace(/\.jsonl$/, '')}`, readJsonl(path.join(dir, dataset, file), { writing }));
     }
   }
-  return { tables, ledger: readJsonl(path.join(dir, '_archives.jsonl')) as unknown as LedgerRecord[] };
+  return { tables, ledger: readJsonl(path.join(dir, '_archives.jsonl'), { writing }) as unknown as LedgerRecord[] };
 }
 
 /** The rows the view rule shows, over every table, as comparable() renders them. */
@@ -636,7 +636,9 @@ describe('Cloud Storage reads cut at random offsets', () => {
       const before = proxy.stats();
       proxy.cutNext(k, step);
       await notify(topic, a);
-      await waitFor(`the ledger record of ${a.name}`, () => jsonlSink(out).ledger.some((r) => r.archive_url === a.url));
+      await waitFor(`the ledger record of ${a.name}`, () =>
+        jsonlSink(out, { writing: true }).ledger.some((r) => r.archive_url === a.url),
+      );
       proxy.cutNext(0, 0);
       const after = proxy.stats();
       // An armed cut is used up by the next download even when the client stops reading it before
@@ -777,7 +779,7 @@ describe('the Pub/Sub emulator restarted mid-run', () => {
     );
     const port = await child.port;
     const status = async (p: string): Promise<number> => (await fetch(`http://127.0.0.1:${port}${p}`)).status;
-    const ledger = (): LedgerRecord[] => jsonlSink(out).ledger;
+    const ledger = (): LedgerRecord[] => jsonlSink(out, { writing: true }).ledger;
     const okSince = (a: Staged, since: number): boolean =>
       ledger().some((r) => r.archive_url === a.url && r.status === 'ok' && Date.parse(r.started) >= since);
 

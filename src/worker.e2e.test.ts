@@ -37,6 +37,9 @@ let storage: Storage;
 let counter = 0;
 
 const lines = readJsonl;
+/** The ledger so far, read while the worker may be appending to it. */
+const ledgerSoFar = (dir: string): Record<string, unknown>[] =>
+  readJsonl(path.join(dir, '_archives.jsonl'), { writing: true });
 
 async function upload(bucket: string, name: string, bytes: Buffer): Promise<{ generation: string; size: number }> {
   const file = storage.bucket(bucket).file(name);
@@ -127,9 +130,7 @@ describe('serve with streaming pull', () => {
   it('processes OBJECT_FINALIZE notifications into the same rows as a local parse', async () => {
     await notify(topic, BUCKET, SWITCH);
     await notify(topic, BUCKET, NDT7);
-    const ledger = await waitFor('two ledger records', () =>
-      lines(path.join(out, '_archives.jsonl')).length >= 2 ? lines(path.join(out, '_archives.jsonl')) : null,
-    );
+    const ledger = await waitFor('two ledger records', () => (ledgerSoFar(out).length >= 2 ? ledgerSoFar(out) : null));
     expect(ledger.map((r) => [r.archive_url, r.status, r.rows_written]).sort()).toEqual([
       [`gs://${BUCKET}/${NDT7}`, 'ok', 114],
       [`gs://${BUCKET}/${SWITCH}`, 'ok', 30],
@@ -162,7 +163,7 @@ describe('serve with streaming pull', () => {
     await notify(topic, BUCKET, NDT7, { eventType: 'OBJECT_DELETE' });
     await topic.publishMessage({ data: Buffer.from('not json') });
     const ledger = await waitFor('two more ledger records', () => {
-      const l = lines(path.join(out, '_archives.jsonl'));
+      const l = ledgerSoFar(out);
       return l.length >= before + 2 ? l.slice(before) : null;
     });
     expect(ledger.map((r) => [r.archive_url, r.status, r.error_code]).sort()).toEqual([
@@ -208,7 +209,7 @@ describe('serve with streaming pull', () => {
     const rowsBefore = lines(path.join(out, 'raw_ndt/ndt7.jsonl')).length;
     proxy.cutNext(2, 150_000);
     await notify(topic, BUCKET, NDT7);
-    const record = await waitFor('the ledger record', () => lines(path.join(out, '_archives.jsonl'))[before]);
+    const record = await waitFor('the ledger record', () => ledgerSoFar(out)[before]);
     expect(record).toMatchObject({ status: 'ok', rows_written: 114, entries_parsed: 114 });
     expect(lines(path.join(out, 'raw_ndt/ndt7.jsonl')).length - rowsBefore).toBe(114);
     expect(proxy.stats().cut).toBeGreaterThanOrEqual(2);
@@ -319,11 +320,7 @@ describe('a subscription created after the worker starts', () => {
       await new Promise((r) => setTimeout(r, 1500));
       await topic.createSubscription(`worker-${id}`, { ackDeadlineSeconds: 10 });
       await notify(topic, BUCKET, SWITCH);
-      const record = await waitFor(
-        'the archive pulled late',
-        () => lines(path.join(out, '_archives.jsonl'))[0],
-        45_000,
-      );
+      const record = await waitFor('the archive pulled late', () => ledgerSoFar(out)[0], 45_000);
       expect(record).toMatchObject({ status: 'ok', rows_written: 30 });
     } finally {
       await handle.stop();
@@ -356,7 +353,7 @@ describe('reprocess', () => {
     expect(said).toContain('(3 objects listed, 2 not archives or outside the dates)');
     const handle = await startServe(config(out, s.name), { logger: silentLogger });
     try {
-      const record = await waitFor('the reprocessed archive', () => lines(path.join(out, '_archives.jsonl'))[0]);
+      const record = await waitFor('the reprocessed archive', () => ledgerSoFar(out)[0]);
       expect(record).toMatchObject({ archive_url: `gs://${BUCKET}/${NDT7}`, status: 'ok', rows_written: 114 });
     } finally {
       await handle.stop();
@@ -415,11 +412,7 @@ describe('shutdown', () => {
     // A new worker on the same subscription gets the nacked message and finishes the archive.
     const handle = await startServe(config(out, s.name), { logger: silentLogger });
     try {
-      const record = await waitFor(
-        'the redelivered archive',
-        () => lines(path.join(out, '_archives.jsonl'))[0],
-        40_000,
-      );
+      const record = await waitFor('the redelivered archive', () => ledgerSoFar(out)[0], 40_000);
       expect(record).toMatchObject({ archive_url: `gs://${BUCKET}/${NDT7}`, status: 'ok', rows_written: 114 });
     } finally {
       await handle.stop();

@@ -20,10 +20,18 @@ export function tempDir(tag = 'test'): string {
   return mkdtempSync(path.join(os.tmpdir(), `mlab-etl-${tag}-`));
 }
 
-/** The records of a JSONL file; none when it does not exist yet. */
-export function readJsonl<T = Record<string, unknown>>(file: string): T[] {
+/**
+ * The records of a JSONL file; none when it does not exist yet. A sink writes whole lines, so a
+ * last line without its newline is an error, unless `writing`: the file is read while a process
+ * appends to it, and that line is still being written (it is left for the next read).
+ */
+export function readJsonl<T = Record<string, unknown>>(file: string, { writing = false } = {}): T[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
+  const text = readFileSync(file, 'utf8');
+  const end = text.lastIndexOf('\n') + 1;
+  if (end < text.length && !writing) throw new Error(`${file}: the last line has no newline`);
+  return text
+    .slice(0, end)
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as T);
