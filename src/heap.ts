@@ -6,10 +6,10 @@
  * or more and no container limit, the heap may grow to 4x the live objects before a full
  * collection; with a smaller limit V8 keeps to 1.3x-2x. The pipeline's live objects are small
  * (tens of MB) but it makes garbage fast, so with 4x most of the heap is garbage. On such a
- * machine the command sets 2x, the most V8 itself allows a smaller heap. Measured with `parse`
- * on a 24 GB machine (heap limit 4 GiB; docs/benchmarks.md, bench/profile-changes.md): switch-50mb
- * to JSONL 182-189 -> 145-148 MiB, to DuckDB 233-252 -> 200-222 MiB, the 1 GB entry 267 -> 207
- * MiB, for 5-6% more time.
+ * machine the command sets 2x, the most V8 itself allows a smaller heap. Peak RSS of `parse` on a
+ * 24 GB machine (heap limit 4 GiB; bench/profile-changes.md): switch-50mb to JSONL 161-184 ->
+ * 141-145 MiB, to DuckDB 226-252 -> 195-217 MiB, the 1 GB entry 267 -> 207 MiB, for 5-6% more
+ * time.
  *
  * Applied by the command only (not on import), and never when the command line sets the factor:
  * `node --heap-growing-percent=300 .../cli.js` keeps 300.
