@@ -32,7 +32,7 @@ import {
   type PubSubEmulator,
 } from './testing/emulators.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from './testing/gcs-fault-proxy.js';
-import { BUNDLED, dummyAuthClient, readJsonl, tempDir, waitFor } from './testing/helpers.js';
+import { BUNDLED, dummyAuthClient, readJsonl, tempDir, uploadObject, waitFor } from './testing/helpers.js';
 
 const SEED = Number(process.env['FAULTS_SEED'] ?? 6);
 const BUCKET = 'archive-mlab-faults';
@@ -87,7 +87,7 @@ async function stage(sources: string[], firstDay: string): Promise<{ archives: S
     copyFileSync(path.join(SOURCES, source), path.join(localDir, name));
     const object = storage.bucket(BUCKET).file(name);
     // The upload's answer is the object resource: no second request for its generation and size.
-    await object.save(bytes, { resumable: false, contentType: 'application/gzip' });
+    await uploadObject(object, bytes, { contentType: 'application/gzip' });
     const meta = object.metadata;
     archives.push({
       name,

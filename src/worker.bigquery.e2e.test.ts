@@ -9,7 +9,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { silentLogger } from './log.js';
-import { BUNDLED, dummyAuthClient, waitFor } from './testing/helpers.js';
+import { BUNDLED, dummyAuthClient, uploadObject, waitFor } from './testing/helpers.js';
 import { runQuery } from './query.js';
 import { startServe, type ServeHandle } from './serve.js';
 import { startBigQueryTestServer, type BigQueryTestServer } from './testing/bigquery-test-server.js';
@@ -75,10 +75,7 @@ beforeAll(async () => {
   pubsub = new PubSub({ projectId: pubsubEmu.projectId });
   storage = new Storage();
   for (const name of [SWITCH, NDT7, ANNOTATION]) {
-    await storage
-      .bucket(BUCKET)
-      .file(name)
-      .save(readFileSync(path.join(ARCHIVES, name)), { resumable: false });
+    await uploadObject(storage.bucket(BUCKET).file(name), readFileSync(path.join(ARCHIVES, name)));
   }
   [topic] = await pubsub.createTopic('archives');
   const [dead] = await pubsub.createTopic('dead');
@@ -198,10 +195,7 @@ describe('serve into BigQuery', () => {
   it('survives BigQuery answering 503 for a while: the message is retried and the rows arrive once', async () => {
     // A new archive (same tests, another day), so its rows are easy to count.
     const copy = 'ndt/ndt7/2020/03/20/20200320T000000.000000Z-ndt7-mlab3-syd03-ndt.tgz';
-    await storage
-      .bucket(BUCKET)
-      .file(copy)
-      .save(readFileSync(path.join(ARCHIVES, NDT7)), { resumable: false });
+    await uploadObject(storage.bucket(BUCKET).file(copy), readFileSync(path.join(ARCHIVES, NDT7)));
     // More failures than one processing retries (3 attempts): the commit fails, the message is nacked and redelivered.
     bq.faults.failNext(8, { status: 503, route: 'tabledata.insertAll' });
     await notify(copy);

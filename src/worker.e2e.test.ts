@@ -8,7 +8,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { silentLogger } from './log.js';
-import { BUNDLED, readJsonl, tempDir, waitFor } from './testing/helpers.js';
+import { BUNDLED, readJsonl, tempDir, uploadObject, waitFor } from './testing/helpers.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { startServe, type ServeConfig, type ServeHandle } from './serve.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from './testing/gcs-fault-proxy.js';
@@ -43,7 +43,7 @@ const ledgerSoFar = (dir: string): Record<string, unknown>[] =>
 
 async function upload(bucket: string, name: string, bytes: Buffer): Promise<{ generation: string; size: number }> {
   const file = storage.bucket(bucket).file(name);
-  await file.save(bytes, { resumable: false, contentType: 'application/gzip' });
+  await uploadObject(file, bytes, { contentType: 'application/gzip' });
   const meta = file.metadata;
   return { generation: String(meta.generation), size: Number(meta.size) };
 }

@@ -2,6 +2,7 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { File } from '@google-cloud/storage';
 import { OAuth2Client } from 'google-auth-library';
 import { PACKAGE_ROOT } from '../package-info.js';
 
@@ -64,3 +65,23 @@ export const BUNDLED = {
   ndt7: 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz',
   annotation2: 'ndt/annotation2/2020/03/18/20200318T010000.000000Z-annotation2-mlab3-syd03-ndt.tgz',
 } as const;
+
+/**
+ * Uploads a test's input object to the Storage emulator (`resumable: false`, one request),
+ * again if the connection is reset before an answer. Once in seven full test runs here, an
+ * upload in the first second of a test (which had just started a Pub/Sub emulator) failed with
+ * "socket hang up"; the cause is not known (the emulator keeps idle connections 65 s, see
+ * emulators.ts). Only the tests' own staging retries: what mlab-etl reads goes through its own
+ * resuming reader.
+ */
+export async function uploadObject(file: File, bytes: Buffer, options: { contentType?: string } = {}): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await file.save(bytes, { resumable: false, ...options });
+      return;
+    } catch (err) {
+      const reset = (err as { code?: string }).code === 'ECONNRESET' || /socket hang up/.test(String(err));
+      if (!reset || attempt >= 3) throw err;
+    }
+  }
+}
