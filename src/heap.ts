@@ -7,8 +7,8 @@
  * collection; with a smaller limit V8 keeps to 1.3x-2x. The pipeline's live objects are small
  * (tens of MB) but it makes garbage fast, so with 4x most of the heap is garbage. On such a
  * machine the command sets 2x, the most V8 itself allows a smaller heap. Peak RSS of `parse` on a
- * 24 GB machine (heap limit 4 GiB; bench/profile-changes.md): switch-50mb to JSONL 161-184 ->
- * 141-145 MiB, to DuckDB 226-252 -> 195-217 MiB, the 1 GB entry 267 -> 207 MiB, for 5-6% more
+ * 24 GB machine (heap limit 4 GiB; bench/profile-changes.md): switch-50mb to JSONL 178-184 ->
+ * 142-145 MiB, to DuckDB 228-252 -> 208-214 MiB, the 1 GB entry 267 -> 207 MiB, for 5-6% more
  * time.
  *
  * V8 reads the factor at every full collection, and Node keeps V8's flags writable after start
@@ -19,7 +19,10 @@
 import v8 from 'node:v8';
 
 export const HEAP_GROWING_PERCENT = 100;
-/** From this heap limit on, V8 allows itself a growing factor of 4. */
+/**
+ * From this heap limit on, Node 20's V8 allows itself a growing factor of 4 (later ones do from
+ * the default limit for the machine's memory on); below it, at most about 2.
+ */
 const HIGH_FACTOR_HEAP_LIMIT = 2 * 1024 * 1024 * 1024;
 
 /**
