@@ -6,7 +6,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { EtlError } from './errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
-import { parseLossless } from './lossless-json.js';
+import { jsonErrorMessage, parseLossless } from './lossless-json.js';
 
 export interface JsonValuesOptions {
   /** Largest value, in UTF-16 code units of its text, before the entry fails with record_too_large. */
@@ -45,7 +45,7 @@ export async function* jsonValues(
     try {
       return { value: parseLossless(text), line: atLine };
     } catch (err) {
-      throw new EtlError('invalid_json', `line ${atLine}: ${(err as Error).message}; text: ${text.slice(0, EXCERPT)}`, {
+      throw new EtlError('invalid_json', `line ${atLine}: ${jsonErrorMessage(err)}; text: ${text.slice(0, EXCERPT)}`, {
         stage: 'parser',
         cause: err,
       });
@@ -235,7 +235,7 @@ export async function* jsonLines(
       return {
         line,
         text: t.slice(0, EXCERPT),
-        error: new EtlError('invalid_json', `line ${line}: ${(err as Error).message}`, { stage: 'parser', cause: err }),
+        error: new EtlError('invalid_json', `line ${line}: ${jsonErrorMessage(err)}`, { stage: 'parser', cause: err }),
       };
     }
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseLossless, parseLosslessDocument, stringifyBigQuery } from './lossless-json.js';
+import { jsonErrorMessage, parseLossless, parseLosslessDocument, stringifyBigQuery } from './lossless-json.js';
 
 describe('parseLossless', () => {
   it('keeps DISCO nanosecond timestamps and 64-bit counters digit for digit', () => {
@@ -61,5 +61,22 @@ describe('parseLosslessDocument', () => {
     expect((parseLosslessDocument('{"a":[{"b":9007199254740993}]}') as { a: { b: unknown }[] }).a[0]?.b).toBe(
       9007199254740993n,
     );
+  });
+});
+
+describe('jsonErrorMessage', () => {
+  it('gives a JSON error as Node 20 words it, whichever Node parsed', () => {
+    // Node 22 and later add where the error is as line and column; the position says it already.
+    const node22 = new SyntaxError(
+      "Expected ',' or '}' after property value in JSON at position 973 (line 49 column 1)",
+    );
+    expect(jsonErrorMessage(node22)).toBe("Expected ',' or '}' after property value in JSON at position 973");
+    let thrown: unknown;
+    try {
+      parseLossless('{"a": 1 "b": 2}');
+    } catch (err) {
+      thrown = err;
+    }
+    expect(jsonErrorMessage(thrown)).toBe("Expected ',' or '}' after property value in JSON at position 8");
   });
 });

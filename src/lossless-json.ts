@@ -115,6 +115,15 @@ if (nativeToJson) {
   Object.defineProperty(BigInt.prototype, 'toJSON', { value: bigintToJson, writable: true, configurable: true });
 }
 
+/**
+ * The message of a JSON.parse error, the same on every Node version: from V8 12 (Node 22) on, it
+ * ends with " (line L column C)", which Node 20 does not give. The position stays, and the
+ * ledger's rejects and the golden files read alike whichever Node wrote them.
+ */
+export function jsonErrorMessage(err: unknown): string {
+  return (err as Error).message.replace(/ \(line \d+ column \d+\)$/, '');
+}
+
 /** JSON text of a value holding bigints: integers outside +/-2^53 as decimal strings (BigQuery's JSON rule for INT64). */
 export function stringifyBigQuery(value: unknown): string {
   if (nativeToJson) return JSON.stringify(value);

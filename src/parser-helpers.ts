@@ -2,7 +2,7 @@
 import { EtlError } from './errors.js';
 import { depthOf } from './json-stream.js';
 import { DEFAULT_LIMITS } from './limits.js';
-import { parseLosslessDocument } from './lossless-json.js';
+import { jsonErrorMessage, parseLosslessDocument } from './lossless-json.js';
 import type { JsonLimits } from './limits.js';
 
 /**
@@ -38,7 +38,7 @@ export async function readOneJson(body: AsyncIterable<Buffer>, limits?: Partial<
         cause: err,
       });
     }
-    throw new EtlError('invalid_json', `${(err as Error).message}; text: ${text.slice(0, 200)}`, {
+    throw new EtlError('invalid_json', `${jsonErrorMessage(err)}; text: ${text.slice(0, 200)}`, {
       stage: 'parser',
       cause: err,
     });
