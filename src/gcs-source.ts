@@ -4,6 +4,7 @@
  * failure mid-stream resumes with a ranged read from the byte offset already consumed: rows are
  * neither lost nor emitted twice, because the archive reader sees one continuous byte stream.
  */
+import { PassThrough, type Readable } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
 import { parseArchiveUrl, type ArchiveIdentity } from './archive-path.js';
 import { EtlError } from './errors.js';
@@ -43,6 +44,24 @@ function statusOf(err: unknown): number | undefined {
   return e?.response?.statusCode;
 }
 
+/**
+ * Ends a read the source no longer wants. The client attaches the response body to its stream
+ * just after the stream's 'response' event. A stream destroyed before that (a stalled request, an
+ * archive that stopped reading) makes Node 23 and later throw ERR_STREAM_UNABLE_TO_PIPE inside the
+ * client, where nothing can catch it: an unhandled rejection, which ends the process, and a
+ * response left open (googleapis/google-cloud-node#9242). So a stream still waiting for its
+ * response is destroyed once that response has been attached.
+ */
+function release(stream: Readable, responded: boolean): void {
+  if (stream.destroyed) return;
+  if (responded) {
+    stream.destroy();
+    return;
+  }
+  stream.on('error', () => undefined);
+  stream.once('response', () => process.nextTick(() => stream.destroy()));
+}
+
 export function gcsUrl(bucket: string, name: string): string {
   return `gs://${bucket}/${name}`;
 }
@@ -63,26 +82,37 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
     for (;;) {
       if (size !== null && offset >= size) return; // a range at the end would return the whole object again
       let expectPartial = offset > 0;
+      let responded = false;
       const stream = file.createReadStream({ start: offset, decompress: false, validation: false });
+      // What this loop reads: leaving it (a stall, an error, a consumer that stopped) ends `body`,
+      // and `stream` is released as above, never destroyed before its response.
+      const body = new PassThrough();
+      stream.on('error', (err) => body.destroy(err));
+      stream.pipe(body);
       stream.on('response', (res: { statusCode?: number }) => {
+        responded = true;
         // A ranged read answered with the whole object would double the bytes already consumed.
         if (expectPartial && res.statusCode === 200) {
-          stream.destroy(
-            new EtlError('source_unavailable', `${url}: a ranged read from byte ${offset} returned the whole object`, {
+          const err = new EtlError(
+            'source_unavailable',
+            `${url}: a ranged read from byte ${offset} returned the whole object`,
+            {
               stage: 'input',
-            }),
+            },
           );
+          // After the client has attached the body, which it does once this event has run.
+          process.nextTick(() => stream.destroy(err));
         }
         expectPartial = false;
       });
       let watchdog: NodeJS.Timeout | undefined;
       const arm = () => {
         clearTimeout(watchdog);
-        watchdog = setTimeout(() => stream.destroy(new Error(`no data for ${stallMs} ms at byte ${offset}`)), stallMs);
+        watchdog = setTimeout(() => body.destroy(new Error(`no data for ${stallMs} ms at byte ${offset}`)), stallMs);
       };
       try {
         arm();
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
           offset += chunk.length;
           clearTimeout(watchdog);
           yield chunk;
@@ -122,6 +152,9 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
         options.onResume?.(offset, err);
         await new Promise((r) => setTimeout(r, backoff(resumes)));
         resumes++;
+      } finally {
+        clearTimeout(watchdog);
+        release(stream, responded);
       }
     }
   }
