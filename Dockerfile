@@ -1,7 +1,9 @@
 # mlab-etl: the production worker image (`serve` by default; any other command works too).
 # The same steps are checked without a Docker engine by .ci/package-check.
 
-FROM node:20-bookworm-slim AS build
+# Node.js 22 (maintenance LTS until April 2027): Node 20 reached its end of life in April 2026.
+# The test suite also passes on Node 20 and 24.
+FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Dependencies first, for the layer cache; `prepare` (the build) runs below, with the sources.
@@ -12,7 +14,7 @@ COPY parsers ./parsers
 COPY schemas ./schemas
 RUN npm run build
 
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
