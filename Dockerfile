@@ -2,7 +2,7 @@
 # The same steps are checked without a Docker engine by .ci/package-check.
 
 # Node.js 22 (maintenance LTS until April 2027): Node 20 reached its end of life in April 2026.
-# The test suite also passes on Node 20 and 24.
+# .ci/run runs the test suite (but its end-to-end files) on the major version named here too.
 FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
