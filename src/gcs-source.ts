@@ -58,7 +58,7 @@ function release(stream: Readable, responded: boolean): void {
     stream.destroy();
     return;
   }
-  stream.on('error', () => undefined);
+  // Its errors still go to the reader's `body`, which is done with: nothing is left uncaught.
   stream.once('response', () => process.nextTick(() => stream.destroy()));
 }
 
@@ -118,11 +118,9 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
           yield chunk;
           arm();
         }
-        clearTimeout(watchdog);
         if (size !== null && offset < size) throw new Error(`the stream ended at byte ${offset} of ${size}`);
         return;
       } catch (err) {
-        clearTimeout(watchdog);
         if (err instanceof EtlError) throw err;
         const status = statusOf(err);
         if (status === 404) {
@@ -150,12 +148,13 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
           );
         }
         options.onResume?.(offset, err);
-        await new Promise((r) => setTimeout(r, backoff(resumes)));
-        resumes++;
       } finally {
         clearTimeout(watchdog);
         release(stream, responded);
       }
+      // Resumed from `offset`, with the abandoned read released first.
+      await new Promise((r) => setTimeout(r, backoff(resumes)));
+      resumes++;
     }
   }
 

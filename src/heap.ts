@@ -18,7 +18,7 @@
  */
 import v8 from 'node:v8';
 
-export const HEAP_GROWING_PERCENT = 100;
+const HEAP_GROWING_PERCENT = 100;
 /**
  * From this heap limit on, Node 20's V8 allows itself a growing factor of 4 (later ones do from
  * the default limit for the machine's memory on); below it, at most about 2.
