@@ -26,5 +26,5 @@ ENV MLAB_ETL_GIT_COMMIT=${GIT_COMMIT}
 # The node image's unprivileged user; the root filesystem can be mounted read-only (see deploy/).
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["serve"]

@@ -25,11 +25,11 @@ const flag = (name, fallback) => {
 // The compiled code to measure: this checkout's unless --dist names another build.
 const DIST = path.resolve(flag('--dist', path.join(ROOT, 'dist')));
 const dist = (p) => import(path.join(DIST, p));
-const { BigQuerySink } = await dist('src/sinks/bigquery-sink.js');
-const { SchemaSet } = await dist('src/schema.js');
-const { rowKey } = await dist('src/rows.js');
+const { BigQuerySink } = await dist('src/sinks/bigquery/sink.js');
+const { SchemaSet } = await dist('src/schema/schema-set.js');
+const { rowKey } = await dist('src/rows/rows.js');
 const { jsonlBytes } = await dist('src/sinks/sink.js');
-const { dummyAuthClient } = await dist('src/testing/helpers.js');
+const { dummyAuthClient } = await dist('test/support/helpers.js');
 
 const latency = Number(flag('--latency', '75'));
 const settings = flag('--in-flight', '8,16,32').split(',').map(Number);
@@ -56,7 +56,7 @@ if (!rowsFile) {
 // row (as BigQuery does) in one thread, which is what bounds its figure on a 2-core machine.
 const serverCode = `
   const http = await import('node:http');
-  const { startBigQueryTestServer } = await import(${JSON.stringify(path.join(DIST, 'src/testing/bigquery-test-server.js'))});
+  const { startBigQueryTestServer } = await import(${JSON.stringify(path.join(DIST, 'test/support/bigquery-test-server.js'))});
   const server = await startBigQueryTestServer({ projectId: 'bench', latencyMs: ${latency}, requireAuth: false });
   const target = new URL(server.url);
   const counted = new Map(); // 'dataset table' -> rows and requests the latency-only endpoint took

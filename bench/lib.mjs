@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 export const BENCH = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.dirname(BENCH);
 export const DATA = path.join(BENCH, 'data');
-export const CLI = path.join(ROOT, 'dist/src/cli.js');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
 function newestMtime(dir, exts) {
   let newest = 0;
@@ -21,7 +21,7 @@ function newestMtime(dir, exts) {
 }
 
 /**
- * Runs `npm run build` when dist/src/cli.js is missing or older than a source file. A build that
+ * Runs `npm run build` when dist/src/cli/main.js is missing or older than a source file. A build that
  * reports type errors but still emitted a fresh dist/ (tsc emits despite errors; others edit src/
  * while the benchmark runs) is a warning, returned as text; no fresh dist/ throws.
  */
@@ -55,7 +55,7 @@ export function buildRef(ref, { log = console.error } = {}) {
     encoding: 'utf8',
   }).trim();
   const dir = path.join(DATA, 'build', sha);
-  const cli = path.join(dir, 'dist/src/cli.js');
+  const cli = path.join(dir, 'dist/src/cli/main.js');
   if (existsSync(cli)) return { cli, sha };
   log(`building ${ref} (${sha.slice(0, 12)}) in ${path.relative(ROOT, dir)} ...`);
   rmSync(dir, { recursive: true, force: true });

@@ -101,7 +101,7 @@ export function compareOne({ name, archive }, cli = CLI) {
   return { name, rows: a.length, ok: true, message: 'same rows' };
 }
 
-/** `cli`: a built dist/src/cli.js; by default this checkout's, rebuilt when stale. */
+/** `cli`: a built dist/src/cli/main.js; by default this checkout's, rebuilt when stale. */
 export async function verifyNaive({ synthetic = [], cli = null, log = console.error } = {}) {
   if (cli === null) ensureBuilt({ log });
   const inputs = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { goldenCases, runGoldenCase } from '../src/golden.js';
+import { goldenCases, runGoldenCase } from '../test/support/golden.js';
 import annotation2 from './annotation2.js';
 
 async function outcome(caseName: string) {

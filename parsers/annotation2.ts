@@ -5,8 +5,8 @@
  * blanked and `Timestamp` dropped.
  */
 import { EtlError } from '../src/errors.js';
-import { defineParser } from '../src/parser-api.js';
-import { isRecord, readOneJson } from '../src/parser-helpers.js';
+import { defineParser } from '../src/parser/api.js';
+import { isRecord, readOneJson } from '../src/parser/helpers.js';
 
 function blankRegion(side: unknown): unknown {
   if (!isRecord(side)) return side;

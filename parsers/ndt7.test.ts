@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { run } from '../src/cli.js';
-import { goldenCases, runGoldenCase } from '../src/golden.js';
+import { run } from '../src/cli/main.js';
+import { goldenCases, runGoldenCase } from '../test/support/golden.js';
 import { DEFAULT_LIMITS } from '../src/limits.js';
 import { PACKAGE_ROOT } from '../src/package-info.js';
-import { runQuery } from '../src/query.js';
-import { buildArchive } from '../src/testing/archives.js';
+import { runQuery } from '../src/sinks/duckdb/query.js';
+import { buildArchive } from '../test/support/archives.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import ndt7 from './ndt7.js';
 

@@ -6,8 +6,8 @@
  */
 import path from 'node:path';
 import { EtlError } from '../src/errors.js';
-import { defineParser } from '../src/parser-api.js';
-import { isRecord, microsecondTime, readOneJson, toNumber } from '../src/parser-helpers.js';
+import { defineParser } from '../src/parser/api.js';
+import { isRecord, microsecondTime, readOneJson, toNumber } from '../src/parser/helpers.js';
 
 const TIMES = ['StartTime', 'EndTime'];
 

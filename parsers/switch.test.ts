@@ -2,9 +2,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { goldenCases, runGoldenCase } from '../src/golden.js';
+import { goldenCases, runGoldenCase } from '../test/support/golden.js';
 import { DEFAULT_LIMITS } from '../src/limits.js';
-import { stringifyBigQuery } from '../src/lossless-json.js';
+import { stringifyBigQuery } from '../src/json/lossless-json.js';
 import switchParser from './switch.js';
 
 type Row = { id: string; a: Record<string, unknown>; raw: { Metrics: { metric: string }[] } };

@@ -8,9 +8,9 @@
  * `raw.Metrics` and a summary in `a`, sorted by timestamp. Same rules as M-Lab's parser.
  */
 import { EtlError } from '../src/errors.js';
-import { GroupedRows } from '../src/grouped-rows.js';
-import { jsonValues } from '../src/json-stream.js';
-import { defineParser, type ParsedRow } from '../src/parser-api.js';
+import { GroupedRows } from '../src/parser/grouped-rows.js';
+import { jsonValues } from '../src/json/json-stream.js';
+import { defineParser, type ParsedRow } from '../src/parser/api.js';
 
 const MACHINE = /mlab[0-9]/;
 const SITE = /s1[-.]([a-z]{3}[0-9t]{2})/;

@@ -8,8 +8,8 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
 import { EtlError } from '../errors.js';
-import type { ArchiveRecord, RejectRecord } from '../ledger.js';
-import { stringifyBigQuery } from '../lossless-json.js';
+import type { ArchiveRecord, RejectRecord } from '../ledger/records.js';
+import { stringifyBigQuery } from '../json/lossless-json.js';
 import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef } from './sink.js';
 
 export class JsonlSink implements Sink {

@@ -3,8 +3,8 @@
  * or `bigquery:PROJECT[.DATASET_PREFIX]` (datasets `<prefix>raw_<experiment>`, `<prefix><experiment>`,
  * `<prefix>mlab_etl`).
  */
-import type { SchemaSet } from '../schema.js';
-import type { BigQuerySinkOptions } from './bigquery-sink.js';
+import type { SchemaSet } from '../schema/schema-set.js';
+import type { BigQuerySinkOptions } from './bigquery/sink.js';
 
 import { JsonlSink } from './jsonl-sink.js';
 import type { Sink } from './sink.js';
@@ -40,7 +40,7 @@ export async function openSink(
   switch (kind) {
     case 'duckdb': {
       // DuckDB's native module is large: loaded only for the DuckDB sink.
-      const { DuckDbSink } = await import('./duckdb-sink.js');
+      const { DuckDbSink } = await import('./duckdb/sink.js');
       const memoryLimit = process.env.MLAB_ETL_DUCKDB_MEMORY_LIMIT;
       return DuckDbSink.open(target || DEFAULT_DUCKDB_FILE, schemas, memoryLimit ? { memoryLimit } : {});
     }
@@ -52,7 +52,7 @@ export async function openSink(
       const m = BIGQUERY_TARGET.exec(target);
       if (!m?.[1]) throw new SinkSpecError('--sink bigquery:PROJECT[.DATASET_PREFIX], e.g. bigquery:mlab-sandbox.dev_');
       // Loaded only when used: the client library is a noticeable share of a short parse's time.
-      const { BigQuerySink } = await import('./bigquery-sink.js');
+      const { BigQuerySink } = await import('./bigquery/sink.js');
       return BigQuerySink.open({
         ...(await endpointFromEnv()),
         ...insertsInFlightFromEnv(),

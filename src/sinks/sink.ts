@@ -6,7 +6,7 @@
  * - commitArchive makes the archive's rows and rejects durable first, then writes its ledger record.
  */
 import type { ErrorCode } from '../errors.js';
-import type { ArchiveRecord, RejectRecord } from '../ledger.js';
+import type { ArchiveRecord, RejectRecord } from '../ledger/records.js';
 
 export interface TableRef {
   /** `raw_<experiment>` */

@@ -3,7 +3,7 @@
  * (BigQuery's JSON conventions); every reject, with its code and (for schema violations) the JSON
  * path and keyword, goes to standard error. Nothing is stored.
  */
-import type { ArchiveRecord, RejectRecord } from '../ledger.js';
+import type { ArchiveRecord, RejectRecord } from '../ledger/records.js';
 import type { CommitResult, RowBatch, Sink, TableRef } from './sink.js';
 
 export class StdoutSink implements Sink {

@@ -1,0 +1,144 @@
+/**
+ * The worker's HTTP face: /metrics (Prometheus), /healthz (alive), /readyz (subscribed and the
+ * sink reachable), POST /push (Pub/Sub push subscriptions) and, when enabled, GET /v2/worker
+ * (M-Lab's manual endpoint). No route prints configuration or the environment.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { manualStatus, pushStatus, type TaskOutcome } from './dispositions.js';
+import { EtlError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseGsUrl, pushMessage } from './triggers.js';
+import type { Metrics } from './metrics.js';
+import type { PushAuthenticator } from './push-auth.js';
+import type { Worker } from './archive-worker.js';
+
+const MAX_PUSH_BODY = 1024 * 1024;
+
+export interface HttpOptions {
+  port: number;
+  host?: string;
+  enableManualWorker: boolean;
+  /** When set, POST /push requires a valid Pub/Sub OIDC token. */
+  pushAuth?: PushAuthenticator | undefined;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_PUSH_BODY)
+      throw new EtlError('bad_message', `push body larger than ${MAX_PUSH_BODY} bytes`, { stage: 'input' });
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function outcomeBody(o: TaskOutcome): Record<string, unknown> {
+  return {
+    status: o.status,
+    disposition: o.disposition,
+    ...(o.url ? { archive: o.url } : {}),
+    ...(o.code ? { code: o.code } : {}),
+    ...(o.message ? { message: o.message } : {}),
+    ...(o.rows === undefined ? {} : { rows: o.rows }),
+  };
+}
+
+export async function startHttpServer(
+  worker: Worker,
+  metrics: Metrics,
+  logger: Logger,
+  options: HttpOptions,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    void route(req, res).catch((err: unknown) => {
+      logger.log('ERROR', 'http handler failed', { path: req.url?.split('?')[0], error: (err as Error).message });
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+    });
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+    } else if (req.method === 'GET' && url.pathname === '/healthz') {
+      send(res, 200, { status: 'alive' });
+    } else if (req.method === 'GET' && url.pathname === '/readyz') {
+      const ready = await worker.ready().catch(() => false);
+      send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+    } else if (req.method === 'POST' && url.pathname === '/push') {
+      if (options.pushAuth) {
+        const auth = await options.pushAuth.verify(req.headers.authorization);
+        if (!auth.ok) {
+          metrics.messages.inc({ trigger: 'push', outcome: 'unauthenticated' });
+          logger.log('WARNING', 'push refused', { reason: auth.reason });
+          send(res, auth.status, { status: 'unauthenticated' });
+          return;
+        }
+      }
+      if (worker.isStopping) {
+        send(res, 503, { status: 'stopping' });
+        return;
+      }
+      if (!worker.hasCapacity()) {
+        // Pub/Sub push backs off on 429 and delivers again: the same bound as streaming pull.
+        metrics.messages.inc({ trigger: 'push', outcome: 'busy' });
+        send(res, 429, { status: 'busy' });
+        return;
+      }
+      let envelope: unknown;
+      try {
+        envelope = JSON.parse((await readBody(req)).toString('utf8')) as unknown;
+      } catch (err) {
+        // A body that is not a push envelope cannot come from Pub/Sub: refuse it so a misconfiguration shows.
+        const message = err instanceof EtlError ? err.message : `push body is not JSON: ${(err as Error).message}`;
+        metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
+        send(res, 400, { status: 'bad', code: 'bad_message', message });
+        return;
+      }
+      let outcome: TaskOutcome;
+      try {
+        outcome = await worker.handle(pushMessage(envelope), 'push');
+      } catch (err) {
+        // A message Pub/Sub delivered but nobody can read (bad base64, no attributes): redelivery cannot help.
+        metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
+        logger.log('WARNING', 'bad message', { trigger: 'push', error: (err as Error).message });
+        outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
+      }
+      send(res, pushStatus(outcome), outcomeBody(outcome));
+    } else if (req.method === 'GET' && url.pathname === '/v2/worker' && options.enableManualWorker) {
+      if (!worker.hasCapacity()) {
+        send(res, 429, { status: 'busy' });
+        return;
+      }
+      const filename = url.searchParams.get('filename');
+      let outcome: TaskOutcome;
+      try {
+        if (!filename) throw new EtlError('bad_message', 'filename=gs://... is required', { stage: 'input' });
+        const { bucket, name } = parseGsUrl(filename);
+        outcome = await worker.handle(
+          { attributes: {}, data: Buffer.from(JSON.stringify({ filename: `gs://${bucket}/${name}` })) },
+          'http',
+        );
+      } catch (err) {
+        outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
+      }
+      send(res, manualStatus(outcome), outcomeBody(outcome));
+    } else {
+      send(res, 404, { error: 'not found' });
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+  });
+  return server;
+}

@@ -1,0 +1,128 @@
+/**
+ * `mlab-etl serve`: options (flags with environment-variable equivalents) read and validated once,
+ * then the worker runs until SIGTERM.
+ */
+import { Duration, PubSub } from '@google-cloud/pubsub';
+import { Storage } from '@google-cloud/storage';
+import { startHttpServer } from './http-server.js';
+import { jsonLogger, type Logger } from '../log.js';
+import { Metrics } from './metrics.js';
+import { PushAuthenticator } from './push-auth.js';
+import { GIT_COMMIT, VERSION } from '../package-info.js';
+import { EntryPool } from '../pipeline/threads/entry-pool.js';
+import { Registry } from '../parser/registry.js';
+import { SchemaSet } from '../schema/schema-set.js';
+import { openSink, type BigQueryConnection } from '../sinks/open-sink.js';
+import { Worker } from './archive-worker.js';
+import type { ServeConfig } from './config.js';
+
+export { ConfigError, SERVE_ENV, serveConfig, type ServeConfig, type ServeFlags } from './config.js';
+
+export interface ServeHandle {
+  port: number;
+  worker: Worker;
+  /** Resolves with the exit code once stopped (by stop() or SIGTERM/SIGINT). */
+  done: Promise<number>;
+  stop(): Promise<number>;
+}
+
+/** Starts the worker; `handleSignals` makes SIGTERM/SIGINT stop it gracefully. */
+export async function startServe(
+  config: ServeConfig,
+  options: {
+    logger?: Logger;
+    handleSignals?: boolean;
+    bigquery?: BigQueryConnection;
+    pushCerts?: Record<string, string>;
+  } = {},
+): Promise<ServeHandle> {
+  const logger = options.logger ?? jsonLogger();
+  const schemas = SchemaSet.load();
+  const registry = await Registry.load(schemas);
+  const pool = config.workers > 0 ? await EntryPool.start({ workers: config.workers }) : undefined;
+  const metrics = new Metrics();
+  metrics.maxInFlight.set(config.maxInFlight);
+  const observer = {
+    request: (operation: string, seconds: number) =>
+      metrics.sinkLatency.observe({ sink: 'bigquery', operation }, seconds),
+    retry: (reason: string) => metrics.sinkRetries.inc({ sink: 'bigquery', reason }),
+  };
+  const sink = await openSink(config.sink, schemas, undefined, { observer, ...options.bigquery });
+  const storage = new Storage(config.project ? { projectId: config.project } : {});
+  const worker = new Worker({
+    storage,
+    sink,
+    registry,
+    schemas,
+    metrics,
+    logger,
+    allowBuckets: new Set(config.allowBuckets),
+    maxInFlight: config.maxInFlight,
+    version: VERSION,
+    gitCommit: GIT_COMMIT,
+    ...(config.maxEntryBytes === null ? {} : { maxEntryBytes: config.maxEntryBytes }),
+    limits: config.limits,
+    stallTimeoutMs: config.readStallSeconds * 1000,
+    ...(pool ? { pool } : {}),
+  });
+  const pushAuth = config.pushAudience
+    ? new PushAuthenticator({
+        audience: config.pushAudience,
+        serviceAccount: config.pushServiceAccount ?? undefined,
+        ...(options.pushCerts ? { certs: options.pushCerts } : {}),
+      })
+    : undefined;
+  const server = await startHttpServer(worker, metrics, logger, {
+    port: config.port,
+    enableManualWorker: config.enableManualWorker,
+    pushAuth,
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+
+  let pubsub: PubSub | null = null;
+  if (config.subscription) {
+    pubsub = new PubSub(config.project ? { projectId: config.project } : {});
+    const subscription = pubsub.subscription(config.subscription, {
+      flowControl: { maxMessages: config.maxInFlight, allowExcessMessages: false },
+      // Leases are extended while an archive is processed; each extension is at most 600 s.
+      maxAckDeadline: Duration.from({ seconds: 600 }),
+      maxExtensionTime: Duration.from({ hours: 4 }),
+    });
+    worker.listen(subscription);
+  }
+  logger.log('INFO', 'serving', {
+    port,
+    subscription: config.subscription,
+    sink: config.sink.split(':')[0],
+    allowBuckets: config.allowBuckets,
+    maxInFlight: config.maxInFlight,
+    workers: config.workers,
+    version: VERSION,
+  });
+
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping: Promise<number> | null = null;
+  const stop = (): Promise<number> => {
+    stopping ??= (async () => {
+      logger.log('INFO', 'stopping', { inFlight: worker.archivesInFlight, graceSeconds: config.gracePeriodSeconds });
+      const { finished } = await worker.stop(config.gracePeriodSeconds * 1000);
+      if (!finished) logger.log('WARNING', 'grace period over: unfinished archives nacked', {});
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await pubsub?.close();
+      await pool?.close();
+      await sink.close();
+      logger.log('INFO', 'stopped', {});
+      resolveDone(0);
+      return 0;
+    })();
+    return stopping;
+  };
+  if (options.handleSignals) {
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  }
+  return { port, worker, done, stop };
+}
