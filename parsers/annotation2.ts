@@ -4,9 +4,7 @@
  * connection UUID, so any experiment's rows join with it on `id`. As M-Lab does, `Geo.Region` is
  * blanked and `Timestamp` dropped.
  */
-import { EtlError } from '../src/errors.js';
-import { defineParser } from '../src/parser/api.js';
-import { isRecord, readOneJson } from '../src/parser/helpers.js';
+import { defineParser, EtlError, isRecord, readOneJson } from '../src/parser/index.js';
 
 function blankRegion(side: unknown): unknown {
   if (!isRecord(side)) return side;

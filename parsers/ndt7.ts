@@ -5,9 +5,7 @@
  * server measurement's TCPInfo, as M-Lab computes it.
  */
 import path from 'node:path';
-import { EtlError } from '../src/errors.js';
-import { defineParser } from '../src/parser/api.js';
-import { isRecord, microsecondTime, readOneJson, toNumber } from '../src/parser/helpers.js';
+import { defineParser, EtlError, isRecord, microsecondTime, readOneJson, toNumber } from '../src/parser/index.js';
 
 const TIMES = ['StartTime', 'EndTime'];
 

@@ -7,10 +7,7 @@
  * Rows: one per (machine, site, sample timestamp), with every metric's sample of that moment in
  * `raw.Metrics` and a summary in `a`, sorted by timestamp. Same rules as M-Lab's parser.
  */
-import { EtlError } from '../src/errors.js';
-import { GroupedRows } from '../src/parser/grouped-rows.js';
-import { jsonValues } from '../src/json/json-stream.js';
-import { defineParser, type ParsedRow } from '../src/parser/api.js';
+import { defineParser, EtlError, GroupedRows, jsonValues, type ParsedRow } from '../src/parser/index.js';
 
 const MACHINE = /mlab[0-9]/;
 const SITE = /s1[-.]([a-z]{3}[0-9t]{2})/;

@@ -17,24 +17,12 @@ import { processArchive, type ArchiveResult } from '../pipeline/process-archive.
 import { Registry } from '../parser/registry.js';
 import { bigQuerySchema, SchemaSet } from '../schema/schema-set.js';
 import { DEFAULT_DUCKDB_FILE, DEFAULT_SINK, openSink, SinkSpecError } from '../sinks/open-sink.js';
-import { tableFor, tableName } from '../sinks/sink.js';
+import { tableFor, tableName } from '../schema/tables.js';
 import { scaffoldParser, ScaffoldError } from './scaffold.js';
 import { ConfigError, SERVE_ENV, serveConfig, type ServeFlags } from '../worker/config.js';
 import { schemaMarkdown } from '../schema/schema-docs.js';
 import { formatSummary, Progress } from './summary.js';
-
-export interface Io {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Progress is drawn only on a terminal. */
-  isTTY: boolean;
-}
-
-const processIo: Io = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-  isTTY: Boolean(process.stderr.isTTY),
-};
+import { processIo, type Io } from './io.js';
 
 class UsageError extends Error {}
 

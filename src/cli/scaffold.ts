@@ -18,9 +18,7 @@ function parserModule(datatype: string): string {
  * ${datatype}: TODO say what the experiment measures and what one input file holds.
  * Scaffolded by \`mlab-etl new-parser\`: each JSONL record with a UUID becomes one row.
  */
-import { defineParser } from '../src/parser/api.js';
-import { isRecord } from '../src/parser/helpers.js';
-import { jsonLines } from '../src/json/json-stream.js';
+import { defineParser, isRecord, jsonLines } from '../src/parser/index.js';
 
 export default defineParser({
   name: '${datatype}',

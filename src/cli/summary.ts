@@ -1,5 +1,5 @@
 /** What `parse` tells a person: progress while it runs, a summary per table when it ends. */
-import type { Io } from './main.js';
+import type { Io } from './io.js';
 import type { ArchiveResult } from '../pipeline/process-archive.js';
 
 const MB = 1e6;

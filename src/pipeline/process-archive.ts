@@ -7,7 +7,7 @@
  * written or rejected with a reason; a bad entry fails that entry only, a bad archive that archive
  * only; the ledger record is written after the archive's rows and rejects.
  */
-import type { ArchiveIdentity } from '../source/archive-path.js';
+import type { ArchiveSource } from '../source/archive-source.js';
 import { readArchive, type ArchiveEntry } from '../archive/archive-reader.js';
 import { EtlError, toEtlError, type ErrorCode } from '../errors.js';
 import type { ArchiveRecord, EntryReject, RejectRecord } from '../ledger/records.js';
@@ -17,21 +17,8 @@ import { entryBatches, type EntryBatch, type EntryJob } from '../rows/entry-rows
 import type { Registry } from '../parser/registry.js';
 import { rowKey } from '../rows/rows.js';
 import type { SchemaSet } from '../schema/schema-set.js';
-import { tableFor, tableName, type Sink } from '../sinks/sink.js';
-
-export interface ArchiveSource {
-  /** Where the archive is (gs:// or file:// URL), known even when its identity is not. */
-  url: string;
-  /** The archive's identity; throws EtlError bad_archive_path when the path does not say it. */
-  identify(): ArchiveIdentity;
-  /** Throws when the archive may not be read (a bucket not allowed); called before any byte is read. */
-  authorize?(): void;
-  /** Size as stored, when known. */
-  size: number | null;
-  /** The object generation (GCS), so a replaced object is a new archive; null for local files. */
-  generation: string | null;
-  open(): AsyncIterable<Buffer>;
-}
+import { tableFor, tableName } from '../schema/tables.js';
+import type { Sink } from '../sinks/sink.js';
 
 export interface PipelineConfig {
   registry: Registry;

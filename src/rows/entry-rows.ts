@@ -10,7 +10,7 @@ import type { Limits } from '../limits.js';
 import { stringifyBigQuery } from '../json/lossless-json.js';
 import type { ArchiveInfo, Parser, ParserContext } from '../parser/api.js';
 import { assembleRow, checkRows, type Provenance, type Row } from './rows.js';
-import { jsonlBytes } from '../sinks/sink.js';
+import { jsonlBytes } from './row-batch.js';
 
 /** Everything about an entry but its bytes: what a worker thread needs besides the body. */
 export interface EntryJob {

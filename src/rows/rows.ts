@@ -8,7 +8,7 @@ import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { excerpt, type EntryReject } from '../ledger/records.js';
 import { stringifyBigQuery } from '../json/lossless-json.js';
 import type { ParsedRow } from '../parser/api.js';
-import { jsonlBytes, type RowBatch } from '../sinks/sink.js';
+import { jsonlBytes, type RowBatch } from './row-batch.js';
 import { describeErrors } from '../schema/schema-set.js';
 
 export interface Provenance {

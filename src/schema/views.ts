@@ -8,7 +8,7 @@
  *   before or the same day (M-Lab's join), as a LEFT JOIN so rows without an annotation still show.
  */
 import type { SchemaSet } from './schema-set.js';
-import type { TableRef } from '../sinks/sink.js';
+import type { TableRef } from './tables.js';
 
 export type Dialect = 'duckdb' | 'bigquery';
 /** Renders a dataset-qualified table name in the dialect (quoting, project prefix). */

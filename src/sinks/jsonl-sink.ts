@@ -10,7 +10,9 @@ import path from 'node:path';
 import { EtlError } from '../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../ledger/records.js';
 import { stringifyBigQuery } from '../json/lossless-json.js';
-import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef } from './sink.js';
+import { jsonlBytes, type RowBatch } from '../rows/row-batch.js';
+import type { CommitResult, Sink } from './sink.js';
+import type { TableRef } from '../schema/tables.js';
 
 export class JsonlSink implements Sink {
   readonly description: string;

@@ -4,7 +4,9 @@
  * path and keyword, goes to standard error. Nothing is stored.
  */
 import type { ArchiveRecord, RejectRecord } from '../ledger/records.js';
-import type { CommitResult, RowBatch, Sink, TableRef } from './sink.js';
+import type { CommitResult, Sink } from './sink.js';
+import type { RowBatch } from '../rows/row-batch.js';
+import type { TableRef } from '../schema/tables.js';
 
 export class StdoutSink implements Sink {
   readonly description = 'stdout';

@@ -8,7 +8,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
 import { parseArchiveUrl, type ArchiveIdentity } from './archive-path.js';
 import { EtlError } from '../errors.js';
-import type { ArchiveSource } from '../pipeline/process-archive.js';
+import type { ArchiveSource } from './archive-source.js';
 
 export interface GcsObjectRef {
   bucket: string;

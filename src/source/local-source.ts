@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { hasArchiveSuffix, identifyLocalArchive, type IdentityOverrides } from './archive-path.js';
 import { EtlError } from '../errors.js';
-import type { ArchiveSource } from '../pipeline/process-archive.js';
+import type { ArchiveSource } from './archive-source.js';
 
 /** Large reads: the archive is read once, front to back. */
 const READ_CHUNK = 1024 * 1024;

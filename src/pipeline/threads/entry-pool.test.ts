@@ -13,7 +13,8 @@ import { processArchive } from '../process-archive.js';
 import { Registry } from '../../parser/registry.js';
 import { SchemaSet } from '../../schema/schema-set.js';
 import { JsonlSink } from '../../sinks/jsonl-sink.js';
-import type { RowBatch, TableRef } from '../../sinks/sink.js';
+import type { RowBatch } from '../../rows/row-batch.js';
+import type { TableRef } from '../../schema/tables.js';
 import { buildArchive } from '../../../test/support/archives.js';
 import { tempDir, withTimeout } from '../../../test/support/helpers.js';
 

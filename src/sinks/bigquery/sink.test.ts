@@ -16,7 +16,7 @@ import {
 } from '../../../test/support/bigquery-test-server.js';
 import { BigQuerySink, type BigQuerySinkOptions } from './sink.js';
 import { openSink } from '../open-sink.js';
-import { tableFor } from '../sink.js';
+import { tableFor } from '../../schema/tables.js';
 
 // The client would otherwise probe the GCE metadata server for credentials and project.
 process.env.METADATA_SERVER_DETECTION = 'none';

@@ -36,7 +36,9 @@ import { excerpt, type ArchiveRecord, type RejectRecord } from '../../ledger/rec
 import { stringifyBigQuery } from '../../json/lossless-json.js';
 import { bigQuerySchema, type SchemaSet } from '../../schema/schema-set.js';
 import { planView } from '../../schema/views.js';
-import { rowBytes, type CommitResult, type RowBatch, type SetupAction, type Sink, type TableRef } from '../sink.js';
+import { rowBytes, type RowBatch } from '../../rows/row-batch.js';
+import type { CommitResult, SetupAction, Sink } from '../sink.js';
+import type { TableRef } from '../../schema/tables.js';
 
 /** The dataset of `_rejects` and `_archives`, after the prefix. */
 export const LEDGER_DATASET = 'mlab_etl';

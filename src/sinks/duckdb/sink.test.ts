@@ -8,7 +8,8 @@ import { PACKAGE_ROOT } from '../../package-info.js';
 import { runQuery } from './query.js';
 import { SchemaSet } from '../../schema/schema-set.js';
 import { DuckDbSink } from './sink.js';
-import { jsonlBytes, tableFor, type RowBatch } from '../sink.js';
+import { jsonlBytes, type RowBatch } from '../../rows/row-batch.js';
+import { tableFor } from '../../schema/tables.js';
 
 const quiet = { stdout: () => {}, stderr: () => {}, isTTY: false };
 const SWITCH = tableFor('utilization', 'switch');

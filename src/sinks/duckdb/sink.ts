@@ -39,7 +39,9 @@ import type { ArchiveRecord, RejectRecord } from '../../ledger/records.js';
 import { stringifyBigQuery } from '../../json/lossless-json.js';
 import { duckdbType, quoteIdent, type SchemaSet } from '../../schema/schema-set.js';
 import { planView } from '../../schema/views.js';
-import { jsonlBytes, type CommitResult, type RowBatch, type Sink, type TableRef } from '../sink.js';
+import { jsonlBytes, type RowBatch } from '../../rows/row-batch.js';
+import type { CommitResult, Sink } from '../sink.js';
+import type { TableRef } from '../../schema/tables.js';
 
 /**
  * DuckDB's own memory limit (MLAB_ETL_DUCKDB_MEMORY_LIMIT changes it). Rows go to Parquet files a
