@@ -30,18 +30,192 @@ export async function* jsonValues(
   body: AsyncIterable<Buffer | string>,
   options: JsonValuesOptions = {},
 ): AsyncGenerator<JsonValue> {
-  const maxChars = options.maxValueChars ?? DEFAULT_LIMITS.maxValueChars;
-  const maxDepth = options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
+  const scanner = new ValueScanner(
+    options.maxValueChars ?? DEFAULT_LIMITS.maxValueChars,
+    options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth,
+  );
   const decoder = new StringDecoder('utf8');
-  let pending = ''; // text of the value being read (from its first character)
-  let depth = 0;
-  let inString = false;
-  let scalar = false; // reading a top-level number/literal, which ends at whitespace
-  let line = 1; // line at which `pending` starts
-  let first = true;
-  let escapeCarry = false; // the previous chunk ended with a backslash inside a string
+  for await (const chunk of body) {
+    yield* scanner.consume(typeof chunk === 'string' ? chunk : decoder.write(chunk));
+  }
+  yield* scanner.consume(decoder.end());
+  const last = scanner.end();
+  if (last) yield last;
+}
 
-  const finish = (text: string, atLine: number): JsonValue => {
+/**
+ * Finds where each top-level value ends, chunk by chunk, without parsing it: it jumps from one
+ * structural character to the next (strings skipped), so a value's text is handed to the native
+ * parser whole. What must stay true: the state between chunks is only these fields, and `pending`
+ * holds only the text of the value being read.
+ */
+class ValueScanner {
+  private pending = ''; // text of the value being read (from its first character)
+  private depth = 0;
+  private inString = false;
+  private scalar = false; // reading a top-level number/literal, which ends at whitespace
+  private line = 1; // line at which `pending` starts
+  private first = true;
+  private escapeCarry = false; // the previous chunk ended with a backslash inside a string
+
+  constructor(
+    private readonly maxChars: number,
+    private readonly maxDepth: number,
+  ) {}
+
+  private inside(): boolean {
+    return this.depth > 0 || this.inString || this.scalar;
+  }
+
+  *consume(chunk: string): Generator<JsonValue> {
+    let text = chunk;
+    if (this.first && text.length > 0) {
+      this.first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // UTF-8 byte order mark
+    }
+    let start = !this.inside() && this.pending === '' ? -1 : 0; // where the current value's text starts in `text`
+    let i = 0;
+    while (i < text.length) {
+      if (!this.inside()) {
+        i = this.skipWhitespace(text, i);
+        if (i >= text.length) break;
+        start = i;
+        i = this.open(text, i);
+      }
+      const closedAt = this.scalar ? this.scanScalar(text, i) : this.scanStructure(text, i);
+      if (closedAt < 0) {
+        i = text.length;
+        break;
+      }
+      i = closedAt;
+      yield this.close(text.slice(start, closedAt));
+      start = -1;
+    }
+    if (this.inside() && start >= 0) {
+      this.pending += text.slice(start);
+      if (this.pending.length > this.maxChars) {
+        throw new EtlError('record_too_large', `line ${this.line}: a JSON value exceeds ${this.maxChars} characters`, {
+          stage: 'parser',
+        });
+      }
+    }
+  }
+
+  /** The value still open when the stream ended: a top-level scalar is complete, anything else is cut. */
+  end(): JsonValue | null {
+    if (this.scalar) {
+      this.scalar = false;
+      return this.close('');
+    }
+    if (this.depth > 0 || this.inString) {
+      throw new EtlError(
+        'invalid_json',
+        `line ${this.line}: the entry ends inside a JSON value; text: ${this.pending.slice(0, EXCERPT)}`,
+        { stage: 'parser' },
+      );
+    }
+    return null;
+  }
+
+  /** Skips whitespace between values, counting lines; returns the next character's index. */
+  private skipWhitespace(text: string, from: number): number {
+    let i = from;
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      if (c === 0x0a) this.line++;
+      i++;
+    }
+    return i;
+  }
+
+  /** A value starts at `i`: returns where scanning goes on. */
+  private open(text: string, i: number): number {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      this.depth = 1;
+      return i + 1;
+    }
+    if (c === 0x22) {
+      this.inString = true;
+      return i + 1;
+    }
+    this.scalar = true;
+    return i;
+  }
+
+  /** A top-level number or literal: ends at whitespace. Returns where it ends, or -1 when the chunk ends first. */
+  private scanScalar(text: string, from: number): number {
+    let j = from;
+    while (j < text.length) {
+      const c = text.charCodeAt(j);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+        this.scalar = false;
+        return j;
+      }
+      j++;
+    }
+    return -1;
+  }
+
+  /**
+   * Inside an object, array or string: jumps from one structural character to the next. Returns
+   * the index after the value's last character, or -1 when the chunk ends first.
+   */
+  private scanStructure(text: string, from: number): number {
+    let i = from;
+    while (i < text.length) {
+      if (this.inString) {
+        i = this.scanString(text, i);
+        if (i < 0) return -1;
+        if (!this.inString && this.depth === 0) return i;
+        continue;
+      }
+      STRUCTURAL.lastIndex = i;
+      const m = STRUCTURAL.exec(text);
+      if (m === null) return -1;
+      i = m.index + 1;
+      const c = text.charCodeAt(m.index);
+      if (c === 0x22) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) {
+        if (++this.depth > this.maxDepth) {
+          throw new EtlError('json_too_deep', `line ${this.line}: JSON nested deeper than ${this.maxDepth} levels`, {
+            stage: 'parser',
+          });
+        }
+      } else if (--this.depth === 0) return i;
+    }
+    return -1;
+  }
+
+  /** Inside a string: returns the index after its closing quote (or after an escape), -1 when the chunk ends first. */
+  private scanString(text: string, i: number): number {
+    if (this.escapeCarry) {
+      this.escapeCarry = false;
+      return i + 1;
+    }
+    STRING_SPECIAL.lastIndex = i;
+    const m = STRING_SPECIAL.exec(text);
+    if (m === null) return -1;
+    if (text.charCodeAt(m.index) === 0x5c) {
+      // A backslash escapes the next character, which may be in the next chunk.
+      const next = m.index + 2;
+      if (next > text.length) {
+        this.escapeCarry = true;
+        return -1;
+      }
+      return next;
+    }
+    this.inString = false;
+    return m.index + 1;
+  }
+
+  /** The value whose text ends with `tail` is complete: parses it. */
+  private close(tail: string): JsonValue {
+    const text = this.pending + tail;
+    this.pending = '';
+    const atLine = this.line;
+    this.line += countNewlines(text);
     try {
       return { value: parseLossless(text), line: atLine };
     } catch (err) {
@@ -50,143 +224,6 @@ export async function* jsonValues(
         cause: err,
       });
     }
-  };
-
-  const consume = function* (chunk: string): Generator<JsonValue> {
-    let text = chunk;
-    if (first && text.length > 0) {
-      first = false;
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // UTF-8 byte order mark
-    }
-    let start = 0; // where the current value's text starts in `text` (only meaningful while inside one)
-    let i = 0;
-    const inside = () => depth > 0 || inString || scalar;
-    if (!inside() && pending === '') start = -1;
-    while (i < text.length) {
-      if (!inside()) {
-        // Skip whitespace between values, counting lines.
-        let c = text.charCodeAt(i);
-        while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
-          if (c === 0x0a) line++;
-          i++;
-          if (i >= text.length) break;
-          c = text.charCodeAt(i);
-        }
-        if (i >= text.length) break;
-        start = i;
-        if (c === 0x7b || c === 0x5b) {
-          depth = 1;
-          i++;
-        } else if (c === 0x22) {
-          inString = true;
-          i++;
-        } else {
-          scalar = true;
-        }
-      }
-      if (scalar) {
-        let j = i;
-        while (j < text.length) {
-          const c = text.charCodeAt(j);
-          if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) break;
-          j++;
-        }
-        i = j;
-        if (j < text.length) {
-          scalar = false;
-          const valueText = pending + text.slice(start, j);
-          pending = '';
-          yield finish(valueText, line);
-          start = -1;
-        }
-        continue;
-      }
-      // Inside an object, array or string: jump from one structural character to the next.
-      let closedAt = -1;
-      while (i < text.length) {
-        if (inString) {
-          if (escapeCarry) {
-            escapeCarry = false;
-            i++;
-            continue;
-          }
-          STRING_SPECIAL.lastIndex = i;
-          const m = STRING_SPECIAL.exec(text);
-          if (m === null) {
-            i = text.length;
-            break;
-          }
-          if (text.charCodeAt(m.index) === 0x5c) {
-            // A backslash escapes the next character, which may be in the next chunk.
-            i = m.index + 2;
-            if (i > text.length) {
-              escapeCarry = true;
-              i = text.length;
-            }
-            continue;
-          }
-          inString = false;
-          i = m.index + 1;
-          if (depth === 0) {
-            closedAt = i;
-            break;
-          }
-          continue;
-        }
-        STRUCTURAL.lastIndex = i;
-        const m = STRUCTURAL.exec(text);
-        if (m === null) {
-          i = text.length;
-          break;
-        }
-        i = m.index + 1;
-        const c = text.charCodeAt(m.index);
-        if (c === 0x22) inString = true;
-        else if (c === 0x7b || c === 0x5b) {
-          if (++depth > maxDepth) {
-            throw new EtlError('json_too_deep', `line ${line}: JSON nested deeper than ${maxDepth} levels`, {
-              stage: 'parser',
-            });
-          }
-        } else if (--depth === 0) {
-          closedAt = i;
-          break;
-        }
-      }
-      if (closedAt >= 0) {
-        const valueText = pending + text.slice(start, closedAt);
-        pending = '';
-        const atLine = line;
-        line += countNewlines(valueText);
-        yield finish(valueText, atLine);
-        start = -1;
-      }
-    }
-    if (inside() && start >= 0) {
-      pending += text.slice(start);
-      if (pending.length > maxChars) {
-        throw new EtlError('record_too_large', `line ${line}: a JSON value exceeds ${maxChars} characters`, {
-          stage: 'parser',
-        });
-      }
-    }
-  };
-
-  for await (const chunk of body) {
-    yield* consume(typeof chunk === 'string' ? chunk : decoder.write(chunk));
-  }
-  yield* consume(decoder.end());
-  if (scalar) {
-    scalar = false;
-    const text = pending;
-    pending = '';
-    yield finish(text, line);
-  } else if (depth > 0 || inString) {
-    throw new EtlError(
-      'invalid_json',
-      `line ${line}: the entry ends inside a JSON value; text: ${pending.slice(0, EXCERPT)}`,
-      { stage: 'parser' },
-    );
   }
 }
 
