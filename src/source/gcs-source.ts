@@ -5,7 +5,7 @@
  * neither lost nor emitted twice, because the archive reader sees one continuous byte stream.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import type { Storage } from '@google-cloud/storage';
+import type { File, Storage } from '@google-cloud/storage';
 import { parseArchiveUrl, type ArchiveIdentity } from './archive-path.js';
 import { EtlError } from '../errors.js';
 import type { ArchiveSource } from './archive-source.js';
@@ -78,83 +78,25 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
 
   async function* read(): AsyncGenerator<Buffer> {
     let offset = 0;
-    let resumes = 0;
-    for (;;) {
+    for (let resumes = 0; ; resumes++) {
       if (size !== null && offset >= size) return; // a range at the end would return the whole object again
-      let expectPartial = offset > 0;
-      let responded = false;
-      const stream = file.createReadStream({ start: offset, decompress: false, validation: false });
-      // What this loop reads: leaving it (a stall, an error, a consumer that stopped) ends `body`,
-      // and `stream` is released as above, never destroyed before its response.
-      const body = new PassThrough();
-      stream.on('error', (err) => body.destroy(err));
-      stream.pipe(body);
-      stream.on('response', (res: { statusCode?: number }) => {
-        responded = true;
-        // A ranged read answered with the whole object would double the bytes already consumed.
-        if (expectPartial && res.statusCode === 200) {
-          const err = new EtlError(
-            'source_unavailable',
-            `${url}: a ranged read from byte ${offset} returned the whole object`,
-            {
-              stage: 'input',
-            },
-          );
-          // After the client has attached the body, which it does once this event has run.
-          process.nextTick(() => stream.destroy(err));
-        }
-        expectPartial = false;
-      });
-      let watchdog: NodeJS.Timeout | undefined;
-      const arm = () => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(() => body.destroy(new Error(`no data for ${stallMs} ms at byte ${offset}`)), stallMs);
-      };
+      const range = openRange(file, url, offset);
       try {
-        arm();
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+        for await (const chunk of unlessStalled(range.body, stallMs, () => offset)) {
           offset += chunk.length;
-          clearTimeout(watchdog);
           yield chunk;
-          arm();
         }
         if (size !== null && offset < size) throw new Error(`the stream ended at byte ${offset} of ${size}`);
         return;
       } catch (err) {
-        if (err instanceof EtlError) throw err;
-        const status = statusOf(err);
-        if (status === 404) {
-          throw new EtlError('object_not_found', `${url}${ref.generation ? `#${ref.generation}` : ''}: not found`, {
-            stage: 'input',
-            cause: err,
-          });
-        }
-        if (status !== undefined && PERMANENT_STATUS.has(status)) {
-          throw new EtlError(
-            'source_unavailable',
-            `${url}: Cloud Storage answered ${status}: ${(err as Error).message}`,
-            { stage: 'input', cause: err },
-          );
-        }
-        if (resumes >= maxResumes) {
-          throw new EtlError(
-            'source_unavailable',
-            `${url}: read failed at byte ${offset} after ${resumes} resumes: ${(err as Error).message}`,
-            {
-              stage: 'input',
-              cause: err,
-              retryable: true,
-            },
-          );
-        }
+        const fatal = readFailure(err, { url, ref, offset, resumes, maxResumes });
+        if (fatal) throw fatal;
         options.onResume?.(offset, err);
       } finally {
-        clearTimeout(watchdog);
-        release(stream, responded);
+        range.release();
       }
       // Resumed from `offset`, with the abandoned read released first.
       await new Promise((r) => setTimeout(r, backoff(resumes)));
-      resumes++;
     }
   }
 
@@ -172,4 +114,87 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
     },
     open: () => read(),
   };
+}
+
+/**
+ * One read of the object from `offset`. Leaving its body (a stall, an error, a consumer that
+ * stopped) ends the read, and `release` lets the client's stream go, never before its response.
+ */
+function openRange(file: File, url: string, offset: number): { body: PassThrough; release: () => void } {
+  let expectPartial = offset > 0;
+  let responded = false;
+  const stream = file.createReadStream({ start: offset, decompress: false, validation: false });
+  const body = new PassThrough();
+  stream.on('error', (err) => body.destroy(err));
+  stream.pipe(body);
+  stream.on('response', (res: { statusCode?: number }) => {
+    responded = true;
+    // A ranged read answered with the whole object would double the bytes already consumed.
+    if (expectPartial && res.statusCode === 200) {
+      const err = new EtlError(
+        'source_unavailable',
+        `${url}: a ranged read from byte ${offset} returned the whole object`,
+        {
+          stage: 'input',
+        },
+      );
+      // After the client has attached the body, which it does once this event has run.
+      process.nextTick(() => stream.destroy(err));
+    }
+    expectPartial = false;
+  });
+  return { body, release: () => release(stream, responded) };
+}
+
+/** The body's chunks; a wait of `stallMs` for the next one fails the body. The consumer's time does not count. */
+async function* unlessStalled(body: PassThrough, stallMs: number, offset: () => number): AsyncGenerator<Buffer> {
+  let watchdog: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => body.destroy(new Error(`no data for ${stallMs} ms at byte ${offset()}`)), stallMs);
+  };
+  try {
+    arm();
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      clearTimeout(watchdog);
+      yield chunk;
+      arm();
+    }
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+interface ReadState {
+  url: string;
+  ref: GcsObjectRef;
+  offset: number;
+  resumes: number;
+  maxResumes: number;
+}
+
+/** What a failed read means: the archive's error, or null when the read is worth resuming. */
+function readFailure(err: unknown, { url, ref, offset, resumes, maxResumes }: ReadState): EtlError | null {
+  if (err instanceof EtlError) return err;
+  const status = statusOf(err);
+  if (status === 404) {
+    return new EtlError('object_not_found', `${url}${ref.generation ? `#${ref.generation}` : ''}: not found`, {
+      stage: 'input',
+      cause: err,
+    });
+  }
+  if (status !== undefined && PERMANENT_STATUS.has(status)) {
+    return new EtlError('source_unavailable', `${url}: Cloud Storage answered ${status}: ${(err as Error).message}`, {
+      stage: 'input',
+      cause: err,
+    });
+  }
+  if (resumes >= maxResumes) {
+    return new EtlError(
+      'source_unavailable',
+      `${url}: read failed at byte ${offset} after ${resumes} resumes: ${(err as Error).message}`,
+      { stage: 'input', cause: err, retryable: true },
+    );
+  }
+  return null;
 }
