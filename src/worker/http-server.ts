@@ -51,94 +51,116 @@ function outcomeBody(o: TaskOutcome): Record<string, unknown> {
   };
 }
 
+interface Routes {
+  worker: Worker;
+  metrics: Metrics;
+  logger: Logger;
+  options: HttpOptions;
+}
+
 export async function startHttpServer(
   worker: Worker,
   metrics: Metrics,
   logger: Logger,
   options: HttpOptions,
 ): Promise<Server> {
+  const routes: Routes = { worker, metrics, logger, options };
   const server = createServer((req, res) => {
-    void route(req, res).catch((err: unknown) => {
+    void route(routes, req, res).catch((err: unknown) => {
       logger.log('ERROR', 'http handler failed', { path: req.url?.split('?')[0], error: (err as Error).message });
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
     });
   });
-
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method === 'GET' && url.pathname === '/metrics') {
-      send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
-    } else if (req.method === 'GET' && url.pathname === '/healthz') {
-      send(res, 200, { status: 'alive' });
-    } else if (req.method === 'GET' && url.pathname === '/readyz') {
-      const ready = await worker.ready().catch(() => false);
-      send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
-    } else if (req.method === 'POST' && url.pathname === '/push') {
-      if (options.pushAuth) {
-        const auth = await options.pushAuth.verify(req.headers.authorization);
-        if (!auth.ok) {
-          metrics.messages.inc({ trigger: 'push', outcome: 'unauthenticated' });
-          logger.log('WARNING', 'push refused', { reason: auth.reason });
-          send(res, auth.status, { status: 'unauthenticated' });
-          return;
-        }
-      }
-      if (worker.isStopping) {
-        send(res, 503, { status: 'stopping' });
-        return;
-      }
-      if (!worker.hasCapacity()) {
-        // Pub/Sub push backs off on 429 and delivers again: the same bound as streaming pull.
-        metrics.messages.inc({ trigger: 'push', outcome: 'busy' });
-        send(res, 429, { status: 'busy' });
-        return;
-      }
-      let envelope: unknown;
-      try {
-        envelope = JSON.parse((await readBody(req)).toString('utf8')) as unknown;
-      } catch (err) {
-        // A body that is not a push envelope cannot come from Pub/Sub: refuse it so a misconfiguration shows.
-        const message = err instanceof EtlError ? err.message : `push body is not JSON: ${(err as Error).message}`;
-        metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
-        send(res, 400, { status: 'bad', code: 'bad_message', message });
-        return;
-      }
-      let outcome: TaskOutcome;
-      try {
-        outcome = await worker.handle(pushMessage(envelope), 'push');
-      } catch (err) {
-        // A message Pub/Sub delivered but nobody can read (bad base64, no attributes): redelivery cannot help.
-        metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
-        logger.log('WARNING', 'bad message', { trigger: 'push', error: (err as Error).message });
-        outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
-      }
-      send(res, pushStatus(outcome), outcomeBody(outcome));
-    } else if (req.method === 'GET' && url.pathname === '/v2/worker' && options.enableManualWorker) {
-      if (!worker.hasCapacity()) {
-        send(res, 429, { status: 'busy' });
-        return;
-      }
-      const filename = url.searchParams.get('filename');
-      let outcome: TaskOutcome;
-      try {
-        if (!filename) throw new EtlError('bad_message', 'filename=gs://... is required', { stage: 'input' });
-        const { bucket, name } = parseGsUrl(filename);
-        outcome = await worker.handle(
-          { attributes: {}, data: Buffer.from(JSON.stringify({ filename: `gs://${bucket}/${name}` })) },
-          'http',
-        );
-      } catch (err) {
-        outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
-      }
-      send(res, manualStatus(outcome), outcomeBody(outcome));
-    } else {
-      send(res, 404, { error: 'not found' });
-    }
-  }
-
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
   });
   return server;
+}
+
+async function route(routes: Routes, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { worker, metrics, options } = routes;
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (req.method === 'GET' && url.pathname === '/metrics') {
+    send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+  } else if (req.method === 'GET' && url.pathname === '/healthz') {
+    send(res, 200, { status: 'alive' });
+  } else if (req.method === 'GET' && url.pathname === '/readyz') {
+    const ready = await worker.ready().catch(() => false);
+    send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+  } else if (req.method === 'POST' && url.pathname === '/push') {
+    await push(routes, req, res);
+  } else if (req.method === 'GET' && url.pathname === '/v2/worker' && options.enableManualWorker) {
+    await manual(routes, url, res);
+  } else {
+    send(res, 404, { error: 'not found' });
+  }
+}
+
+/** POST /push: a Pub/Sub push delivery, acked (2xx) only once the archive is committed or cannot succeed. */
+async function push(
+  { worker, metrics, logger, options }: Routes,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (options.pushAuth) {
+    const auth = await options.pushAuth.verify(req.headers.authorization);
+    if (!auth.ok) {
+      metrics.messages.inc({ trigger: 'push', outcome: 'unauthenticated' });
+      logger.log('WARNING', 'push refused', { reason: auth.reason });
+      send(res, auth.status, { status: 'unauthenticated' });
+      return;
+    }
+  }
+  if (worker.isStopping) {
+    send(res, 503, { status: 'stopping' });
+    return;
+  }
+  if (!worker.hasCapacity()) {
+    // Pub/Sub push backs off on 429 and delivers again: the same bound as streaming pull.
+    metrics.messages.inc({ trigger: 'push', outcome: 'busy' });
+    send(res, 429, { status: 'busy' });
+    return;
+  }
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse((await readBody(req)).toString('utf8')) as unknown;
+  } catch (err) {
+    // A body that is not a push envelope cannot come from Pub/Sub: refuse it so a misconfiguration shows.
+    const message = err instanceof EtlError ? err.message : `push body is not JSON: ${(err as Error).message}`;
+    metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
+    send(res, 400, { status: 'bad', code: 'bad_message', message });
+    return;
+  }
+  let outcome: TaskOutcome;
+  try {
+    outcome = await worker.handle(pushMessage(envelope), 'push');
+  } catch (err) {
+    // A message Pub/Sub delivered but nobody can read (bad base64, no attributes): redelivery cannot help.
+    metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
+    logger.log('WARNING', 'bad message', { trigger: 'push', error: (err as Error).message });
+    outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
+  }
+  send(res, pushStatus(outcome), outcomeBody(outcome));
+}
+
+/** GET /v2/worker?filename=gs://...: M-Lab's manual endpoint, answered once the archive is done. */
+async function manual({ worker }: Routes, url: URL, res: ServerResponse): Promise<void> {
+  if (!worker.hasCapacity()) {
+    send(res, 429, { status: 'busy' });
+    return;
+  }
+  const filename = url.searchParams.get('filename');
+  let outcome: TaskOutcome;
+  try {
+    if (!filename) throw new EtlError('bad_message', 'filename=gs://... is required', { stage: 'input' });
+    const { bucket, name } = parseGsUrl(filename);
+    outcome = await worker.handle(
+      { attributes: {}, data: Buffer.from(JSON.stringify({ filename: `gs://${bucket}/${name}` })) },
+      'http',
+    );
+  } catch (err) {
+    outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
+  }
+  send(res, manualStatus(outcome), outcomeBody(outcome));
 }
