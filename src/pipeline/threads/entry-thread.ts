@@ -10,7 +10,7 @@ import { setSpillRoot } from '../../parser/grouped-rows.js';
 import { Registry } from '../../parser/registry.js';
 import { SchemaSet } from '../../schema/schema-set.js';
 
-if (!parentPort) throw new Error('entry-worker runs as a worker thread');
+if (!parentPort) throw new Error('entry-thread runs as a worker thread');
 const port = parentPort;
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
 
