@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as prettier from 'prettier';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
@@ -19,6 +20,8 @@ for (const part of [
   'package.json',
   'tsconfig.json',
   'vitest.config.ts',
+  '.prettierrc.json',
+  '.prettierignore',
 ]) {
   cpSync(path.join(PACKAGE_ROOT, part), path.join(copy, part), { recursive: true });
 }
@@ -47,7 +50,7 @@ describe('the contributor guide, step by step', () => {
   it('scaffolds a datatype that passes the tests as generated, then takes a new golden case', async () => {
     let out = '';
     const io = { stdout: (t: string) => (out += t), stderr: (t: string) => (out += t), isTTY: false };
-    expect(await run(['new-parser', 'mydata', '--root', copy], io)).toBe(0);
+    expect(await run(['new-parser', 'mydata', '--experiment', 'myexperiment', '--root', copy], io)).toBe(0);
     expect(out).toContain('parsers/mydata.ts');
     for (const f of [
       'parsers/mydata.ts',
@@ -57,7 +60,21 @@ describe('the contributor guide, step by step', () => {
     ]) {
       expect(existsSync(path.join(copy, f)), f).toBe(true);
     }
-    expect(await run(['new-parser', 'mydata', '--root', copy], io)).toBe(2); // never overwrites
+    expect(await run(['new-parser', 'mydata', '--experiment', 'myexperiment', '--root', copy], io)).toBe(2); // never overwrites
+    expect(await run(['new-parser', 'otherdata', '--root', copy], io)).toBe(2);
+    expect(out).toContain("required option '--experiment <name>'");
+    const caseJson = JSON.parse(readFileSync(path.join(copy, 'testdata/mydata/first-case/case.json'), 'utf8'));
+    expect(caseJson).toEqual({ date: '2020-09-09', experiment: 'myexperiment' });
+    const schema = JSON.parse(readFileSync(path.join(copy, 'schemas/mydata.json'), 'utf8')) as {
+      'x-mlab': { experiments: string[] };
+    };
+    expect(schema['x-mlab'].experiments).toEqual(['myexperiment']);
+    // As generated, the files pass the formatting check of `npm run check`.
+    for (const f of ['parsers/mydata.ts', 'schemas/mydata.json']) {
+      const file = path.join(copy, f);
+      const options = { ...(await prettier.resolveConfig(file)), filepath: file };
+      expect(await prettier.check(readFileSync(file, 'utf8'), options), f).toBe(true);
+    }
 
     const generated = vitestInCopy();
     expect(generated.output).toContain('golden cases of mydata');
@@ -70,7 +87,7 @@ describe('the contributor guide, step by step', () => {
       path.join(caseDir, 'values.jsonl'),
       '{"UUID":"h_1_0000000000000003","Value":9223372036854775807}\n{"no":"uuid"}\n',
     );
-    writeFileSync(path.join(caseDir, 'case.json'), '{"date": "2021-01-01", "experiment": "example"}\n');
+    writeFileSync(path.join(caseDir, 'case.json'), '{"date": "2021-01-01", "experiment": "myexperiment"}\n');
     const missing = vitestInCopy();
     expect(missing.status).not.toBe(0); // no expectation yet: the new case fails until written
     expect(missing.output).toContain('big-value');
