@@ -145,6 +145,6 @@ export function scaffoldParser(root: string, datatype: string, experiment: strin
     next:
       `Next: edit them (see parsers/README.md), add real inputs as testdata/${datatype}/<case>/, ` +
       `write their expectations with UPDATE_GOLDEN=1 npx vitest run test/contracts/golden.test.ts ` +
-      `and review them, then npm run format and npm run check.`,
+      `and review them, then npm run format and npm run check; npm run build before mlab-etl parse runs it.`,
   };
 }

@@ -99,6 +99,8 @@ describe('the contributor guide, step by step', () => {
     expect(await run(['new-parser', 'mydata', '--experiment', 'myexperiment', '--root', copy], io)).toBe(2); // never overwrites
     expect(await run(['new-parser', 'otherdata', '--root', copy], io)).toBe(2);
     expect(out).toContain("required option '--experiment <name>'");
+    expect(await run(['new-parser', 'otherdata', '--experiment', 'MSAK', '--root', copy], io)).toBe(2);
+    expect(out).toContain('experiment "MSAK": use lower-case letters and -');
     const caseJson = JSON.parse(readFileSync(path.join(copy, 'testdata/throughput1/first-case/case.json'), 'utf8'));
     expect(caseJson).toEqual({ date: '2020-09-09', experiment: 'msak' });
     const schema = JSON.parse(readFileSync(path.join(copy, 'schemas/throughput1.json'), 'utf8')) as {
