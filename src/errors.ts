@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   bucket_not_allowed: 'the bucket is not in --allow-bucket',
   bad_message: 'a Pub/Sub message or push request that is not a GCS notification nor {"filename": "gs://..."}',
   unknown_datatype: 'no parser is registered for the datatype',
+  parsers_not_built:
+    'in a checkout, parsers/ and its build dist/parsers/ differ (a parser added, edited or deleted since npm run build)',
   // archive reader
   corrupt_archive: 'the archive is not a readable tar (or gzip) stream',
   truncated_archive: 'the archive ends in the middle of a tar header or body',

@@ -147,15 +147,19 @@ describe('mlab-etl parse into DuckDB', () => {
   it('records an archive with no parser for its datatype, and exits non-zero without crashing', async () => {
     const dir = tmp();
     const db = path.join(dir, 'x.duckdb');
-    // A real archive under a datatype directory that has no parser.
-    const target = path.join(dir, 'ndt/scamper1/2020/03/18/20200318T003853.425987Z-scamper1-mlab3-syd03-ndt.tgz');
+    // A real archive under a datatype directory that has no parser. The name is one no datatype
+    // will take: a real M-Lab name (scamper1, tcpinfo...) breaks this test the day it gets a parser.
+    const target = path.join(
+      dir,
+      'ndt/no-such-datatype/2020/03/18/20200318T003853.425987Z-no-such-datatype-mlab3-syd03-ndt.tgz',
+    );
     mkdirSync(path.dirname(target), { recursive: true });
     copyFileSync(NDT7, target);
     const r = await cli('parse', dir, '--sink', `duckdb:${db}`);
     expect(r.code).toBe(1);
-    expect(r.out).toContain('unknown_datatype: no parser for datatype scamper1');
+    expect(r.out).toContain('unknown_datatype: no parser for datatype no-such-datatype');
     const ledger = await runQuery(db, 'SELECT datatype, status, error_code FROM _archives');
-    expect(ledger.rows).toEqual([{ datatype: 'scamper1', status: 'failed', error_code: 'unknown_datatype' }]);
+    expect(ledger.rows).toEqual([{ datatype: 'no-such-datatype', status: 'failed', error_code: 'unknown_datatype' }]);
   });
 
   it('needs --datatype, --experiment and --date for a path outside the layout, and works with them', async () => {
@@ -334,9 +338,9 @@ describe('other commands', () => {
     expect((JSON.parse(js.out) as { $id: string }).$id).toBe('urn:mlab-etl:schema:switch');
     const md = await cli('schema', 'ndt7', '--format', 'markdown');
     expect(md.out).toContain('| `a.MeanThroughputMbps` | FLOAT64 | REQUIRED |');
-    const unknown = await cli('schema', 'nope');
+    const unknown = await cli('schema', 'no-such-datatype');
     expect(unknown.code).toBe(2);
-    expect(unknown.err).toContain('no schema for datatype nope');
+    expect(unknown.err).toContain('no schema for datatype no-such-datatype');
   });
 
   it('explains a missing database and a bad sink', async () => {

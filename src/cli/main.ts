@@ -342,20 +342,20 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .command('new-parser')
     .description('scaffold a new datatype: parsers/<datatype>.ts, schemas/<datatype>.json and a first golden case')
     .argument('<datatype>')
+    .requiredOption(
+      '--experiment <name>',
+      'required: the experiment whose archives hold it, gs://<bucket>/<experiment>/<datatype>/',
+    )
     .option('--root <dir>', 'the mlab-etl checkout to write into', '.')
-    .action((datatype: string, opts: { root: string }) => {
+    .action((datatype: string, opts: { root: string; experiment: string }) => {
       let made;
       try {
-        made = scaffoldParser(opts.root, datatype);
+        made = scaffoldParser(opts.root, datatype, opts.experiment);
       } catch (err) {
         if (err instanceof ScaffoldError) throw new UsageError(err.message);
         throw err;
       }
-      io.stdout(
-        `Created\n${made.files.map((f) => `  ${f}`).join('\n')}\n` +
-          `Next: edit them (see parsers/README.md), add real inputs as testdata/${datatype}/<case>/, ` +
-          `review UPDATE_GOLDEN=1 npx vitest run src/golden.test.ts, then npm test.\n`,
-      );
+      io.stdout(`Created\n${made.files.map((f) => `  ${f}`).join('\n')}\n${made.next}\n`);
     });
 
   try {

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SchemaSet } from '../schema/schema-set.js';
 import { schemaMarkdown } from '../schema/schema-docs.js';
+import { EXPERIMENT_NAME } from '../source/archive-path.js';
 
 export const DATATYPE_NAME = /^[a-z][a-z0-9-]*$/;
 
@@ -13,9 +14,10 @@ export class ScaffoldError extends Error {
   override name = 'ScaffoldError';
 }
 
-function parserModule(datatype: string): string {
+function parserModule(datatype: string, experiment: string): string {
   return `/**
- * ${datatype}: TODO say what the experiment measures and what one input file holds.
+ * ${datatype} (archives under ${experiment}/${datatype}/): TODO say what the experiment measures and
+ * what one input file holds.
  * Scaffolded by \`mlab-etl new-parser\`: each JSONL record with a UUID becomes one row.
  */
 import { defineParser, isRecord, jsonLines } from '../src/parser/index.js';
@@ -45,13 +47,13 @@ export default defineParser({
 `;
 }
 
-function schema(datatype: string): unknown {
+function schema(datatype: string, experiment: string): unknown {
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: `urn:mlab-etl:schema:${datatype}`,
     title: datatype,
     description: `TODO what one row of ${datatype} is.`,
-    'x-mlab': { idKind: 'connection-uuid' },
+    'x-mlab': { idKind: 'connection-uuid', experiments: [experiment] },
     type: 'object',
     properties: {
       id: { $ref: 'urn:mlab-etl:schema:_common#/$defs/id' },
@@ -71,6 +73,18 @@ function schema(datatype: string): unknown {
   };
 }
 
+/**
+ * JSON as prettier writes it (the repository's check): objects one key a line, short arrays of
+ * scalars on one line, so a scaffolded schema passes `npm run check` before it is edited.
+ */
+function jsonText(value: unknown): string {
+  const text = JSON.stringify(value, null, 2).replace(
+    /\[\n\s+([^[\]{}\n]+(?:\n\s+[^[\]{}\n]+)*)\n\s*\]/g,
+    (_, items: string) => `[${items.split(/\n\s+/).join(' ')}]`,
+  );
+  return `${text}\n`;
+}
+
 const SAMPLE = [
   { UUID: 'example-host_1600000000_0000000000000001', Value: 1 },
   { UUID: 'example-host_1600000000_0000000000000002', Value: 9007199254740993n },
@@ -78,13 +92,25 @@ const SAMPLE = [
 
 export interface Scaffolded {
   files: string[];
+  /** What to do next, for the command to print. */
+  next: string;
 }
 
-/** Writes the three parts of a datatype under `root` (a checkout of mlab-etl). Never overwrites. */
-export function scaffoldParser(root: string, datatype: string, experiment = 'example'): Scaffolded {
+/**
+ * Writes the three parts of a datatype under `root` (a checkout of mlab-etl). Never overwrites.
+ * The experiment is the directory above the datatype's in the archive paths: it names the tables
+ * (`raw_<experiment>.<datatype>`) and the golden cases' archives.
+ */
+export function scaffoldParser(root: string, datatype: string, experiment: string): Scaffolded {
   if (!DATATYPE_NAME.test(datatype)) {
     throw new ScaffoldError(
       `datatype ${JSON.stringify(datatype)}: use lower-case letters, digits and -, starting with a letter`,
+    );
+  }
+  if (!EXPERIMENT_NAME.test(experiment)) {
+    throw new ScaffoldError(
+      `experiment ${JSON.stringify(experiment)}: use lower-case letters and -, starting with a letter, ` +
+        `as in the archive paths gs://<bucket>/<experiment>/<datatype>/`,
     );
   }
   if (!existsSync(path.join(root, 'parsers')) || !existsSync(path.join(root, 'schemas'))) {
@@ -98,10 +124,10 @@ export function scaffoldParser(root: string, datatype: string, experiment = 'exa
       return `{"id":"${r.UUID}","date":"2020-09-09","raw":{"UUID":"${r.UUID}","Value":${value}}}`;
     }).join('\n') + '\n';
   const files: [string, string][] = [
-    [path.join(root, 'parsers', `${datatype}.ts`), parserModule(datatype)],
-    [path.join(root, 'schemas', `${datatype}.json`), `${JSON.stringify(schema(datatype), null, 2)}\n`],
+    [path.join(root, 'parsers', `${datatype}.ts`), parserModule(datatype, experiment)],
+    [path.join(root, 'schemas', `${datatype}.json`), jsonText(schema(datatype, experiment))],
     [path.join(caseDir, `sample-${datatype}.jsonl`), input],
-    [path.join(caseDir, 'case.json'), `${JSON.stringify({ date: '2020-09-09', experiment })}\n`],
+    [path.join(caseDir, 'case.json'), jsonText({ date: '2020-09-09', experiment })],
     [path.join(caseDir, 'expected.jsonl'), expected],
   ];
   const existing = files.map(([f]) => f).filter((f) => existsSync(f));
@@ -114,5 +140,11 @@ export function scaffoldParser(root: string, datatype: string, experiment = 'exa
   const doc = path.join(root, 'docs', 'schemas', `${datatype}.md`);
   mkdirSync(path.dirname(doc), { recursive: true });
   writeFileSync(doc, schemaMarkdown(SchemaSet.load(path.join(root, 'schemas')), datatype));
-  return { files: [...files.map(([f]) => f), doc].map((f) => path.relative(root, f)) };
+  return {
+    files: [...files.map(([f]) => f), doc].map((f) => path.relative(root, f)),
+    next:
+      `Next: edit them (see parsers/README.md), add real inputs as testdata/${datatype}/<case>/, ` +
+      `write their expectations with UPDATE_GOLDEN=1 npx vitest run test/contracts/golden.test.ts ` +
+      `and review them, then npm run format and npm run check; npm run build before mlab-etl parse runs it.`,
+  };
 }

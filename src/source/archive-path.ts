@@ -34,6 +34,8 @@ export interface IdentityOverrides {
 
 const EXPERIMENT = '[a-z][a-z-]*';
 const DATATYPE = '[a-z0-9][a-z0-9-]*';
+/** A whole experiment name as the archive paths spell it (`ndt`, `msak`, `utilization`). */
+export const EXPERIMENT_NAME = new RegExp(`^${EXPERIMENT}$`);
 const DATE_DIRS = '(?<yyyy>\\d{4})/(?<mm>[01]\\d)/(?<dd>[0-3]\\d)';
 const NAME =
   '(?<upload>(?<uy>\\d{4})(?<um>\\d{2})(?<ud>\\d{2})T(?<uH>\\d{2})(?<uM>\\d{2})(?<uS>\\d{2})(?:\\.(?<frac>\\d{0,6}))?Z)' +
