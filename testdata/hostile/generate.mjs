@@ -4,7 +4,7 @@
 // valid checksums) where no tar writer would produce them. Deterministic: the same bytes on every
 // run with the same zlib.
 //
-// Inputs that inflate to gigabytes (gzip bombs, a 1 GB line) are never stored: src/hostile.test.ts
+// Inputs that inflate to gigabytes (gzip bombs, a 1 GB line) are never stored: test/robustness/hostile.test.ts
 // builds them as streams, and their folders hold only case.json. `--big DIR` writes into DIR (not
 // here) the inputs of known gaps that are too large to store, to reproduce them by hand.
 //
@@ -800,13 +800,13 @@ path) and \`case.json\`: what it is and what must happen (\`expect\`: exit code 
 the archive's ledger status and error code, the codes of its rejects). \`known_gap\` marks a case
 where mlab-etl does not do that yet: what happens now, and the proposed fix.
 
-\`src/hostile.test.ts\` runs every case through \`mlab-etl parse\` in-process into a JSONL sink, next
+\`test/robustness/hostile.test.ts\` runs every case through \`mlab-etl parse\` in-process into a JSONL sink, next
 to a good archive, and checks for every archive case: the expected exit code, ledger record and
 rejects; that the ledger's row count matches the rows written and its entry counts add up; that
 the good archive is written whole; that the peak RSS of the test process stays below 1 GiB; and
 that nothing appears on disk outside the sink (the case folder is unchanged too). Cases marked
 _generated_ are gigabytes once inflated and are built by the test as streams: their folders hold
-only \`case.json\`. \`src/fuzz.test.ts\` mutates the real archives of \`testdata/archives/\` on top.
+only \`case.json\`. \`test/robustness/fuzz.test.ts\` mutates the real archives of \`testdata/archives/\` on top.
 
 Regenerate with \`node testdata/hostile/generate.mjs\` (same bytes with the same zlib);
 \`--big DIR\` writes the inputs of known gaps too large to store into DIR.
