@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   // rows and sinks
   schema_violation: 'the row does not validate against the datatype schema',
   sink_error: 'the sink could not store rows',
+  disk_full:
+    'the filesystem is full (ENOSPC, EDQUOT): nothing past the last ledger record counts as stored; free space and run again',
   sink_rejected: 'the sink refused a row that passed validation (BigQuery insertErrors)',
   row_too_large: 'a single row is larger than the sink accepts in one request',
   schema_incompatible:
@@ -76,4 +78,27 @@ export function toEtlError(err: unknown, fallback: ErrorCode, stage: Stage): Etl
   if (err instanceof EtlError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new EtlError(fallback, message, { stage, cause: err });
+}
+
+/** No space on the filesystem (or the quota): it passes once space is freed, so it is retryable. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * A failure to write local files, as the sink's error: disk_full when the filesystem is full
+ * (whatever error a later write or close shows, the first one is the cause), sink_error otherwise.
+ */
+export function storageError(err: unknown, where: string, stage: Stage = 'sink'): EtlError {
+  if (err instanceof EtlError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (isNoSpace(err)) {
+    return new EtlError('disk_full', `${where}: the filesystem is full (${message})`, {
+      stage,
+      cause: err,
+      retryable: true,
+    });
+  }
+  return new EtlError('sink_error', `${where}: ${message}`, { stage, cause: err, retryable: true });
 }

@@ -46,7 +46,9 @@ export async function openSink(
     }
     case 'jsonl':
       if (!target) throw new SinkSpecError('--sink jsonl:DIR needs a directory');
-      return new JsonlSink(target);
+      return new JsonlSink(target, (message) =>
+        (streams?.stderr ?? ((t) => process.stderr.write(t)))(`mlab-etl: ${message}\n`),
+      );
     case 'bigquery': {
       // Project ids may hold a domain (example.com:project), so the prefix is after the last dot.
       const m = BIGQUERY_TARGET.exec(target);

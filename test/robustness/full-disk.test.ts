@@ -1,0 +1,72 @@
+// A full filesystem under each local sink, through the real command: the run says disk_full in
+// one line (no stack trace), nothing it lost is counted as written, and the next run, once space
+// is freed, leaves only valid lines and a ledger that matches the rows stored.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { run } from '../../src/cli/main.js';
+import { PACKAGE_ROOT } from '../../src/package-info.js';
+import { smallFilesystem, smallFilesystemUnavailable, type SmallFilesystem } from '../support/small-filesystem.js';
+
+const NDT7 = path.join(
+  PACKAGE_ROOT,
+  'testdata/archives/mlab-sandbox/ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz',
+);
+const unavailable = smallFilesystemUnavailable();
+if (unavailable && process.env.CI) throw new Error(`full-disk tests must run in CI: ${unavailable}`);
+
+async function parse(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await run(['parse', ...args, '--no-progress'], {
+    stdout: (t) => (out += t),
+    stderr: (t) => (err += t),
+    isTTY: false,
+  });
+  return { code, out, err };
+}
+
+function lines(file: string): string[] {
+  return readFileSync(file, 'utf8').split('\n').slice(0, -1);
+}
+
+describe.skipIf(unavailable !== null)('a full filesystem under the JSONL sink', () => {
+  let fs: SmallFilesystem | undefined;
+  afterEach(() => fs?.remove());
+
+  it('fails with disk_full, then the next run repairs the cut line and counts exactly what it stored', async () => {
+    fs = smallFilesystem(256 * 1024); // the ndt7 archive's rows are about 3.7 MB
+    const first = await parse([NDT7, '--sink', `jsonl:${fs.dir}`]);
+    expect(first.code).toBe(1);
+    expect(first.err).toMatch(/disk_full: .*the filesystem is full/);
+    expect(first.err).not.toMatch(/ERR_STREAM_DESTROYED|\n\s+at /);
+    const rowsFile = path.join(fs.dir, 'raw_ndt/ndt7.jsonl');
+    const cut = readFileSync(rowsFile, 'utf8');
+    expect(cut.length).toBeGreaterThan(0);
+    // Nothing the full disk took is in the ledger: no record claims the archive was written.
+    const ledgerFile = path.join(fs.dir, '_archives.jsonl');
+    const ledger = (() => {
+      try {
+        return lines(ledgerFile);
+      } catch {
+        return [];
+      }
+    })();
+    expect(ledger.filter((l) => (JSON.parse(l) as { status: string }).status === 'ok')).toEqual([]);
+
+    fs.resize(16 * 1024 * 1024);
+    const second = await parse([NDT7, '--sink', `jsonl:${fs.dir}`]);
+    expect(second.err).toContain('without its newline');
+    expect(second.code, second.err).toBe(0);
+    const rows = lines(rowsFile).map((l) => JSON.parse(l) as { id: string; parser: { Time: string } });
+    const records = lines(ledgerFile).map(
+      (l) => JSON.parse(l) as { status: string; rows_written: number; started: string },
+    );
+    const ok = records.filter((r) => r.status === 'ok');
+    expect(ok).toHaveLength(1);
+    // The ledger's count is the rows of that run, all of them on disk and valid.
+    const ofRun = rows.filter((r) => r.parser.Time === ok[0]?.started);
+    expect(ofRun).toHaveLength(ok[0]?.rows_written ?? -1);
+    expect(new Set(ofRun.map((r) => r.id)).size).toBe(114);
+  });
+});
