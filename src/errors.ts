@@ -83,7 +83,10 @@ export function toEtlError(err: unknown, fallback: ErrorCode, stage: Stage): Etl
 /** No space on the filesystem (or the quota): it passes once space is freed, so it is retryable. */
 export function isNoSpace(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT';
+  if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  // DuckDB reports its I/O errors as text only (`IO Error: Could not write file ...: No space left on device`).
+  const message = err instanceof Error ? err.message : '';
+  return /No space left on device|Disk quota exceeded/.test(message);
 }
 
 /**

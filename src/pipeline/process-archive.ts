@@ -66,6 +66,7 @@ const ARCHIVE_CODES = new Set<ErrorCode>([
   'truncated_archive',
   'corrupt_archive',
   'sink_error',
+  'disk_full',
   'schema_incompatible',
   'source_unavailable',
   'object_not_found',
@@ -76,6 +77,7 @@ const ARCHIVE_CODES = new Set<ErrorCode>([
 const RETRYABLE_CODES = new Set<ErrorCode>([
   'archive_timeout',
   'sink_error',
+  'disk_full',
   'source_unavailable',
   'schema_incompatible',
   'internal_error',

@@ -6,6 +6,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
+import { Registry } from '../../src/parser/registry.js';
+import { processArchive } from '../../src/pipeline/process-archive.js';
+import { SchemaSet } from '../../src/schema/schema-set.js';
+import { DuckDbSink } from '../../src/sinks/duckdb/sink.js';
+import { runQuery } from '../../src/sinks/duckdb/query.js';
+import { localArchive } from '../../src/source/local-source.js';
 import { smallFilesystem, smallFilesystemUnavailable, type SmallFilesystem } from '../support/small-filesystem.js';
 
 const NDT7 = path.join(
@@ -68,5 +74,54 @@ describe.skipIf(unavailable !== null)('a full filesystem under the JSONL sink', 
     const ofRun = rows.filter((r) => r.parser.Time === ok[0]?.started);
     expect(ofRun).toHaveLength(ok[0]?.rows_written ?? -1);
     expect(new Set(ofRun.map((r) => r.id)).size).toBe(114);
+  });
+});
+
+describe.skipIf(unavailable !== null)('a full filesystem under the DuckDB sink', () => {
+  let fs: SmallFilesystem | undefined;
+  afterEach(() => fs?.remove());
+
+  it('fails with disk_full, stores nothing it counts, and the next run after space is freed is whole', async () => {
+    fs = smallFilesystem(300 * 1024); // the archive's Parquet file needs about 450 KiB
+    const db = path.join(fs.dir, 'x.duckdb');
+    const first = await parse([NDT7, '--sink', `duckdb:${db}`]);
+    expect(first.code).toBe(1);
+    expect(first.err).toMatch(/disk_full: .*the filesystem is full/);
+    expect(first.err).not.toMatch(/\n\s+at /);
+
+    fs.resize(16 * 1024 * 1024);
+    const second = await parse([NDT7, '--sink', `duckdb:${db}`]);
+    expect(second.code, second.err).toBe(0);
+    const stored = await runQuery(db, 'SELECT count(*) AS n FROM raw_ndt.ndt7');
+    const ledger = await runQuery(db, "SELECT sum(rows_written) AS n FROM _archives WHERE status = 'ok'");
+    expect(Number(stored.rows[0]?.n)).toBe(114);
+    expect(Number(ledger.rows[0]?.n)).toBe(114);
+  });
+
+  it('counts in the ledger only the rows of the Parquet files that were written when a flush fails mid-archive', async () => {
+    fs = smallFilesystem(400 * 1024);
+    const db = path.join(fs.dir, 'x.duckdb');
+    const schemas = SchemaSet.load();
+    // A Parquet file per 256 KiB of rows: the archive's later files meet the full disk.
+    const sink = await DuckDbSink.open(db, schemas, { fileBytes: 256 * 1024 });
+    let result;
+    try {
+      result = await processArchive(localArchive(NDT7), {
+        registry: await Registry.load(schemas),
+        schemas,
+        sink,
+        version: 'test',
+        gitCommit: null,
+      });
+    } finally {
+      await sink.close();
+    }
+    expect(result.record.status).toBe('failed');
+    expect(result.record.error_code).toBe('disk_full');
+    const stored = await runQuery(db, 'SELECT count(*) AS n FROM raw_ndt.ndt7');
+    const ledger = await runQuery(db, 'SELECT rows_written AS n FROM _archives');
+    expect(Number(stored.rows[0]?.n)).toBeGreaterThan(0);
+    expect(Number(stored.rows[0]?.n)).toBeLessThan(114);
+    expect(Number(ledger.rows[0]?.n)).toBe(Number(stored.rows[0]?.n));
   });
 });

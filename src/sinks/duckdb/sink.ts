@@ -34,7 +34,7 @@ import { finished } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { EtlError } from '../../errors.js';
+import { EtlError, storageError } from '../../errors.js';
 import type { ArchiveRecord, RejectRecord } from '../../ledger/records.js';
 import { stringifyBigQuery } from '../../json/lossless-json.js';
 import { duckdbType, quoteIdent, type SchemaSet } from '../../schema/schema-set.js';
@@ -102,12 +102,16 @@ interface Pending {
   /** Bytes in all the files, and in the last one. */
   bytes: number;
   pieceBytes: number;
+  /** Rows in the files. */
+  rows: number;
 }
 
 export interface DuckDbSinkOptions {
   /** DuckDB's memory_limit, e.g. '512MB'. */
   memoryLimit?: string;
   threads?: number;
+  /** Rows gathered into one Parquet file (FILE_BYTES unless a test wants many files). */
+  fileBytes?: number;
 }
 
 export class DuckDbSink implements Sink {
@@ -121,6 +125,11 @@ export class DuckDbSink implements Sink {
    */
   private readonly pending = new Map<string, Map<string, Pending>>();
   private readonly prepared = new Map<string, Promise<void>>();
+  /**
+   * Rows of each archive in Parquet files already written (a 64 MiB flush): with those of its
+   * commit, what its ledger record counts. A flush that failed lost its rows, and they are not counted.
+   */
+  private readonly stored = new Map<string, number>();
   /** Names this process's Parquet files, apart from other processes' and runs'. */
   private readonly run = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
   private seq = 0;
@@ -132,6 +141,7 @@ export class DuckDbSink implements Sink {
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
     private readonly schemas: SchemaSet,
+    private readonly fileBytes: number,
   ) {
     this.description = `duckdb:${file}`;
     this.dataDir = dataDirOf(file);
@@ -162,7 +172,7 @@ export class DuckDbSink implements Sink {
     let sink: DuckDbSink | null = null;
     try {
       const conn = await instance.connect();
-      sink = new DuckDbSink(file, instance, conn, schemas);
+      sink = new DuckDbSink(file, instance, conn, schemas, options.fileBytes ?? FILE_BYTES);
       await sink.refuseOldLayout();
       await sink.createTable('main', '_rejects', '_rejects');
       await sink.createTable('main', '_archives', '_archives');
@@ -319,22 +329,25 @@ export class DuckDbSink implements Sink {
     target: string,
     schema: string,
     text: Buffer,
+    rows: number,
   ): Promise<void> {
     const buffered = this.pendingOf(archive);
     let p = buffered.get(target);
     if (!p) {
       const { file, stream } = this.newPiece();
-      p = { kind, target, schema, files: [file], stream, bytes: 0, pieceBytes: 0 };
+      p = { kind, target, schema, files: [file], stream, bytes: 0, pieceBytes: 0, rows: 0 };
       buffered.set(target, p);
     }
     // Backpressure only: the load that follows ends the streams and waits for every write.
     if (!p.stream.write(text)) await once(p.stream, 'drain');
     p.bytes += text.length;
     p.pieceBytes += text.length;
+    p.rows += rows;
     if (kind !== 'parquet' || buffered.get(target) !== p) return;
-    if (p.bytes >= FILE_BYTES) {
+    if (p.bytes >= this.fileBytes) {
       buffered.delete(target);
       await this.exclusive(() => this.load([p]));
+      this.stored.set(archive, (this.stored.get(archive) ?? 0) + p.rows);
     } else if (p.pieceBytes >= PIECE_BYTES) {
       // The next piece takes the writes at once; the full one is closed behind it.
       const full = p.stream;
@@ -383,9 +396,9 @@ export class DuckDbSink implements Sink {
   async writeRows(ref: TableRef, batch: RowBatch): Promise<void> {
     if (batch.ends.length === 0) return;
     try {
-      await this.appendBytes(batch.archiveUrl, 'parquet', this.tableDir(ref), ref.table, batch.text);
+      await this.appendBytes(batch.archiveUrl, 'parquet', this.tableDir(ref), ref.table, batch.text, batch.ends.length);
     } catch (err) {
-      throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+      throw storageError(err, this.description);
     }
   }
 
@@ -399,25 +412,37 @@ export class DuckDbSink implements Sink {
       }
       for (const [archive, list] of byArchive) await this.appendTable(archive, '_rejects', list);
     } catch (err) {
-      throw new EtlError('sink_error', `${this.description}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+      throw storageError(err, this.description);
     }
   }
 
   /** Buffers records of a ledger table (`_rejects`, `_archives`) for an archive's commit. */
   private appendTable(archive: string, table: '_rejects' | '_archives', records: unknown[]): Promise<void> {
     const { text } = jsonlBytes(records.map((r) => stringifyBigQuery(r)));
-    return this.appendBytes(archive, 'table', `main.${quoteIdent(table)}`, table, text);
+    return this.appendBytes(archive, 'table', `main.${quoteIdent(table)}`, table, text, records.length);
   }
 
   async commitArchive(record: ArchiveRecord): Promise<CommitResult> {
     // This archive's rows (their Parquet files first), then its rejects and ledger record in one
     // transaction. Nothing of another archive's is stored or lost here.
     let mine: Pending[] = [];
+    const archive = record.archive_url;
     try {
-      await this.appendTable(record.archive_url, '_archives', [record]);
-      mine = this.takePending(record.archive_url);
+      mine = this.takePending(archive);
+      let rows = mine.filter((p) => p.kind === 'parquet');
+      if (record.status === 'failed') {
+        // A failed archive is processed again: what it still buffers is dropped, not stored, so
+        // its (small) record can be written even when the failure was a full disk.
+        this.discard(rows);
+        rows = [];
+      }
+      // The record counts what is stored: rows a failed flush lost, or a failed archive dropped, are not among them.
+      record.rows_written = (this.stored.get(archive) ?? 0) + rows.reduce((n, p) => n + p.rows, 0);
+      this.stored.delete(archive);
+      await this.appendTable(archive, '_archives', [record]);
+      mine.push(...this.takePending(archive));
       await this.exclusive(async () => {
-        await this.load(mine.filter((p) => p.kind === 'parquet'));
+        await this.load(rows);
         await this.conn.run('BEGIN TRANSACTION');
         try {
           await this.load(mine.filter((p) => p.kind === 'table'));
@@ -430,12 +455,8 @@ export class DuckDbSink implements Sink {
       });
     } catch (err) {
       // Whatever was not stored goes: the archive is processed again.
-      this.discard([...mine, ...this.takePending(record.archive_url)]);
-      throw new EtlError('sink_error', `${this.description}: commit failed: ${(err as Error).message}`, {
-        stage: 'sink',
-        cause: err,
-        retryable: true,
-      });
+      this.discard([...mine, ...this.takePending(archive)]);
+      throw storageError(err, `${this.description}: commit failed`);
     }
     return { record, rejected: {} };
   }
