@@ -13,7 +13,7 @@ import {
   startBigQueryTestServer,
   type BigQueryTestServer,
   type StoredRow,
-} from '../../../test/support/bigquery-test-server.js';
+} from '../../../test/support/bigquery-test-server/index.js';
 import { BigQuerySink, type BigQuerySinkOptions } from './sink.js';
 import { openSink } from '../open-sink.js';
 import { tableFor } from '../../schema/tables.js';
