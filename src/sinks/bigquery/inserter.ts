@@ -49,7 +49,7 @@ export interface Target {
 
 const BODY_HEAD = '{"skipInvalidRows":false,"ignoreUnknownValues":false,"rows":[';
 const BODY_TAIL = ']}';
-export const ENVELOPE_BYTES = BODY_HEAD.length + BODY_TAIL.length;
+const ENVELOPE_BYTES = BODY_HEAD.length + BODY_TAIL.length;
 /** `{"insertId":` + `,"json":` + `}` around each item. */
 const ITEM_FRAME_BYTES = '{"insertId":,"json":}'.length;
 
