@@ -21,7 +21,11 @@ import { run } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
 import { serveConfig, startServe, type ServeConfig, type ServeFlags } from '../../src/worker/serve.js';
-import { seededRandom, startBigQueryTestServer, type BigQueryTestServer } from '../support/bigquery-test-server.js';
+import {
+  seededRandom,
+  startBigQueryTestServer,
+  type BigQueryTestServer,
+} from '../support/bigquery-test-server/index.js';
 import {
   childProcessEnv,
   emulatorEnv,

@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/log.js';
 import { BUNDLED, dummyAuthClient, uploadObject, waitFor } from '../support/helpers.js';
 import { runQuery } from '../../src/sinks/duckdb/query.js';
 import { startServe, type ServeHandle } from '../../src/worker/serve.js';
-import { startBigQueryTestServer, type BigQueryTestServer } from '../support/bigquery-test-server.js';
+import { startBigQueryTestServer, type BigQueryTestServer } from '../support/bigquery-test-server/index.js';
 import {
   emulatorEnv,
   objectFinalizeNotification,
