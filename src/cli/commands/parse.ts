@@ -1,0 +1,117 @@
+/** `mlab-etl parse`: archives on disk into a sink, with a summary of what each one gave. */
+import type { Command } from 'commander';
+import { EntryPool } from '../../pipeline/threads/entry-pool.js';
+import { DEFAULT_LIMITS } from '../../limits.js';
+import { findArchives, localArchive } from '../../source/local-source.js';
+import { GIT_COMMIT, VERSION } from '../../package-info.js';
+import { processArchive, type ArchiveResult } from '../../pipeline/process-archive.js';
+import { Registry } from '../../parser/registry.js';
+import { SchemaSet } from '../../schema/schema-set.js';
+import { DEFAULT_SINK, openSink } from '../../sinks/open-sink.js';
+import type { CommandContext } from '../context.js';
+import type { Io } from '../io.js';
+import { collect, limitsOrUsage, positiveInt, workersOption } from '../options.js';
+import { formatSummary, Progress } from '../summary.js';
+
+interface ParseOptions {
+  sink: string;
+  datatype?: string;
+  experiment?: string;
+  date?: string;
+  maxEntryBytes: string;
+  limit?: string[];
+  progress: boolean;
+  workers: string;
+}
+
+export function addParseCommand(program: Command, context: CommandContext): void {
+  program
+    .command('parse')
+    .description('parse archives (.tgz/.tar.gz/.tar files, or directories searched for them) into a sink')
+    .argument('<path...>', 'archive files or directories; any other file is read as an archive of that one entry')
+    .option('--sink <spec>', 'duckdb:FILE, jsonl:DIR, or stdout (rows as JSONL, problems on stderr)', DEFAULT_SINK)
+    .option(
+      '--datatype <name>',
+      'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/',
+    )
+    .option('--experiment <name>', 'experiment, likewise')
+    .option('--date <YYYY-MM-DD>', 'partition date, likewise')
+    .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_LIMITS.maxEntryBytes))
+    .option(
+      '--limit <name=value>',
+      'change a safety limit (docs/errors.md), e.g. maxJsonDepth=100; repeatable',
+      collect,
+    )
+    .option('--no-progress', 'do not draw progress on the terminal')
+    .option(
+      '--workers <n>',
+      'worker threads that parse entries while this one reads archives and writes rows; 0: parse here too, "auto": one per core',
+      '0',
+    )
+    .action(async (paths: string[], opts: ParseOptions) => {
+      context.exitCode = await parse(paths, opts, context.io);
+    });
+}
+
+async function parse(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
+  const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
+  const workers = workersOption(opts.workers);
+  const limits = limitsOrUsage(opts.limit ?? []);
+  const toStdout = opts.sink === 'stdout';
+  // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
+  // --datatype is needed (nothing is stored, so the experiment and date only name the rows).
+  const report = toStdout ? io.stderr : io.stdout;
+  if (toStdout && opts.datatype !== undefined) {
+    opts.experiment ??= 'local';
+    opts.date ??= new Date().toISOString().slice(0, 10);
+  }
+  const schemas = SchemaSet.load();
+  const registry = await Registry.load(schemas);
+  const { files, missing } = await findArchives(paths);
+  for (const m of missing) io.stderr(`mlab-etl: ${m.error.message}\n`);
+  if (files.length === 0) {
+    io.stderr(`mlab-etl: no archives (.tgz, .tar.gz, .tar) found in ${paths.join(' ')}\n`);
+    return 1;
+  }
+  const sink = await openSink(opts.sink, schemas, io);
+  const sources = files.map((f) =>
+    localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }),
+  );
+  const progress = new Progress(
+    io,
+    opts.progress && io.isTTY,
+    sources.reduce((n, s) => n + (s.size ?? 0), 0),
+    sources.length,
+  );
+  const results: ArchiveResult[] = [];
+  const started = Date.now();
+  let pool: EntryPool | undefined;
+  try {
+    if (workers > 0) pool = await EntryPool.start({ workers });
+    for (const source of sources) {
+      const result = await processArchive(
+        source,
+        {
+          registry,
+          schemas,
+          sink,
+          version: VERSION,
+          gitCommit: GIT_COMMIT,
+          maxEntryBytes,
+          limits,
+          ...(pool ? { pool } : {}),
+        },
+        { onBytes: (n) => progress.archiveBytes(n) },
+      );
+      progress.archiveDone(source.size ?? 0);
+      results.push(result);
+    }
+  } finally {
+    progress.clear();
+    await pool?.close();
+    await sink.close();
+  }
+  report(formatSummary(results, sink.description, (Date.now() - started) / 1000));
+  const failed = missing.length > 0 || results.some((r) => r.record.status !== 'ok');
+  return failed ? 1 : 0;
+}
