@@ -347,4 +347,18 @@ describe('other commands', () => {
     expect(s.code).toBe(2);
     expect(s.err).toContain('expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout');
   });
+
+  it('stops on a bad option with exit code 2 and a message naming it, before reading anything', async () => {
+    const workers = await cli('parse', ARCHIVES, '--workers', '65');
+    expect(workers.code).toBe(2);
+    expect(workers.err).toContain(
+      "option '--workers <n>' argument '65' is invalid. Expected a whole number from 0 to 64, or auto.",
+    );
+    const limit = await cli('parse', ARCHIVES, '--limit', 'maxDepth=1');
+    expect(limit.code).toBe(2);
+    expect(limit.err).toContain('--limit maxDepth=1: unknown limit');
+    expect((await cli('parse', ARCHIVES, '--max-entry-bytes', '0')).err).toContain(
+      'Expected an integer of at least 1.',
+    );
+  });
 });

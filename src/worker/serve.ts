@@ -16,7 +16,7 @@ import { openSink, type BigQueryConnection } from '../sinks/open-sink.js';
 import { Worker } from './archive-worker.js';
 import type { ServeConfig } from './config.js';
 
-export { ConfigError, SERVE_ENV, serveConfig, type ServeConfig, type ServeFlags } from './config.js';
+export type { ServeConfig } from './config.js';
 
 export interface ServeHandle {
   port: number;

@@ -20,7 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
-import { serveConfig, startServe, type ServeConfig, type ServeFlags } from '../../src/worker/serve.js';
+import { serveConfigOf } from '../../src/cli/commands/serve.js';
+import { startServe, type ServeConfig } from '../../src/worker/serve.js';
 import { seededRandom, startBigQueryTestServer, type BigQueryTestServer } from '../support/bigquery-test-server.js';
 import {
   childProcessEnv,
@@ -401,22 +402,13 @@ function allFinalOk(records: LedgerRecord[], archives: Staged[]): boolean {
   return archives.every((a) => final.get(a.url)?.status === 'ok');
 }
 
-function config(subscription: string, sink: string, flags: ServeFlags = {}): ServeConfig {
-  // Through the option parser, so options added later get their defaults; no environment.
-  return serveConfig(
-    {
-      subscription,
-      project: pubsubEmu.projectId,
-      allowBucket: [BUCKET],
-      sink,
-      port: '0',
-      maxInFlight: '2',
-      gracePeriod: '5',
-      readStallTimeout: '1',
-      ...flags,
-    },
-    {},
-  );
+function config(subscription: string, sink: string, flags: string[] = []): ServeConfig {
+  // Through the option parser, so options added later get their defaults.
+  return serveConfigOf([
+    ...['--subscription', subscription, '--project', pubsubEmu.projectId, '--allow-bucket', BUCKET, '--sink', sink],
+    ...['--port', '0', '--max-in-flight', '2', '--grace-period', '5', '--read-stall-timeout', '1'],
+    ...flags,
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,7 +613,7 @@ describe('Cloud Storage reads cut at random offsets', () => {
     // One archive at a time, so each cut belongs to a known archive. The JSONL sink keeps every
     // row it is given: a byte read twice would show as a row twice.
     const resumed: Array<{ url: string; offset: number; error: string }> = [];
-    const handle = await startServe(config(subscription.name, `jsonl:${out}`, { maxInFlight: '1' }), {
+    const handle = await startServe(config(subscription.name, `jsonl:${out}`, ['--max-in-flight', '1']), {
       logger: {
         log: (_severity, message, fields = {}) => {
           if (message === 'resuming archive read')

@@ -1,7 +1,7 @@
 /** `mlab-etl parse`: archives on disk into a sink, with a summary of what each one gave. */
 import type { Command } from 'commander';
 import { EntryPool } from '../../pipeline/threads/entry-pool.js';
-import { DEFAULT_LIMITS } from '../../limits.js';
+import { DEFAULT_LIMITS, type Limits } from '../../limits.js';
 import { findArchives, localArchive } from '../../source/local-source.js';
 import { GIT_COMMIT, VERSION } from '../../package-info.js';
 import { processArchive, type ArchiveResult } from '../../pipeline/process-archive.js';
@@ -10,7 +10,7 @@ import { SchemaSet } from '../../schema/schema-set.js';
 import { DEFAULT_SINK, openSink } from '../../sinks/open-sink.js';
 import type { CommandContext } from '../context.js';
 import type { Io } from '../io.js';
-import { collect, limitsOrUsage, positiveInt, workersOption } from '../options.js';
+import { integer, limitOption, option, workersOption } from '../options.js';
 import { formatSummary, Progress } from '../summary.js';
 
 interface ParseOptions {
@@ -18,10 +18,10 @@ interface ParseOptions {
   datatype?: string;
   experiment?: string;
   date?: string;
-  maxEntryBytes: string;
-  limit?: string[];
+  maxEntryBytes: number;
+  limit: Partial<Limits>;
   progress: boolean;
-  workers: string;
+  workers: number;
 }
 
 export function addParseCommand(program: Command, context: CommandContext): void {
@@ -29,24 +29,29 @@ export function addParseCommand(program: Command, context: CommandContext): void
     .command('parse')
     .description('parse archives (.tgz/.tar.gz/.tar files, or directories searched for them) into a sink')
     .argument('<path...>', 'archive files or directories; any other file is read as an archive of that one entry')
-    .option('--sink <spec>', 'duckdb:FILE, jsonl:DIR, or stdout (rows as JSONL, problems on stderr)', DEFAULT_SINK)
+    .addOption(
+      option('--sink <spec>', 'duckdb:FILE, jsonl:DIR, or stdout (rows as JSONL, problems on stderr)', {
+        default: DEFAULT_SINK,
+      }),
+    )
     .option(
       '--datatype <name>',
       'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/',
     )
     .option('--experiment <name>', 'experiment, likewise')
     .option('--date <YYYY-MM-DD>', 'partition date, likewise')
-    .option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', String(DEFAULT_LIMITS.maxEntryBytes))
-    .option(
-      '--limit <name=value>',
-      'change a safety limit (docs/errors.md), e.g. maxJsonDepth=100; repeatable',
-      collect,
+    .addOption(
+      option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', {
+        default: DEFAULT_LIMITS.maxEntryBytes,
+        parse: integer(1),
+      }),
     )
+    .addOption(limitOption('maxJsonDepth=100'))
     .option('--no-progress', 'do not draw progress on the terminal')
-    .option(
-      '--workers <n>',
-      'worker threads that parse entries while this one reads archives and writes rows; 0: parse here too, "auto": one per core',
-      '0',
+    .addOption(
+      workersOption(
+        'worker threads that parse entries while this one reads archives and writes rows; 0: parse here too, "auto": one per core',
+      ),
     )
     .action(async (paths: string[], opts: ParseOptions) => {
       context.exitCode = await parse(paths, opts, context.io);
@@ -54,9 +59,7 @@ export function addParseCommand(program: Command, context: CommandContext): void
 }
 
 async function parse(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
-  const maxEntryBytes = positiveInt(opts.maxEntryBytes, '--max-entry-bytes');
-  const workers = workersOption(opts.workers);
-  const limits = limitsOrUsage(opts.limit ?? []);
+  const { maxEntryBytes, workers, limit: limits } = opts;
   const toStdout = opts.sink === 'stdout';
   // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
   // --datatype is needed (nothing is stored, so the experiment and date only name the rows).

@@ -1,70 +1,184 @@
-/** `mlab-etl serve`: the production worker, until SIGTERM. */
-import type { Command } from 'commander';
-import { ConfigError, SERVE_ENV, serveConfig, type ServeFlags } from '../../worker/config.js';
+/** `mlab-etl serve`: the production worker, until SIGTERM. Its options are in README's Operating section. */
+import os from 'node:os';
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_LIMITS, type Limits } from '../../limits.js';
+import type { ServeConfig } from '../../worker/config.js';
 import { UsageError } from '../context.js';
-import { collect } from '../options.js';
+import { given, integer, limitOption, list, option, projectOption, workersOption } from '../options.js';
 
-export function addServeCommand(program: Command): void {
-  program
-    .command('serve')
-    .description('process archives from Cloud Storage as Pub/Sub notifications arrive (the production worker)')
-    .option(
-      '--subscription <name>',
-      `Pub/Sub subscription to pull (env ${SERVE_ENV.subscription}); without it, only POST /push`,
-    )
-    .option('--project <id>', `Google Cloud project (env ${SERVE_ENV.project})`)
-    .option(
-      '--allow-bucket <bucket>',
-      `a bucket the worker may read; repeatable (env ${SERVE_ENV.allowBucket}, comma-separated)`,
-      collect,
-    )
-    .option('--sink <spec>', `duckdb:FILE, jsonl:DIR or bigquery:PROJECT[.DATASET_PREFIX] (env ${SERVE_ENV.sink})`)
-    .option('--port <n>', `HTTP port for /metrics, /healthz, /readyz, /push (env ${SERVE_ENV.port}, default 8080)`)
-    .option(
-      '--max-in-flight <n>',
-      `archives processed at once (env ${SERVE_ENV.maxInFlight}, default: the number of cores)`,
-    )
-    .option(
-      '--grace-period <seconds>',
-      `on SIGTERM, time for in-flight archives to finish (env ${SERVE_ENV.gracePeriod}, default 60)`,
-    )
-    .option(
-      '--workers <n>',
-      `worker threads that parse entries, shared by the archives in flight; 0 parses on the main thread, auto: one per core (env ${SERVE_ENV.workers}, default 0)`,
-    )
-    .option('--enable-v2-worker', `enable GET /v2/worker?filename=gs://... (env ${SERVE_ENV.enableV2Worker}=true)`)
-    .option('--max-entry-bytes <n>', `skip entries larger than this (env ${SERVE_ENV.maxEntryBytes})`)
-    .option(
-      '--limit <name=value>',
-      `change a safety limit, e.g. archiveTimeoutMs=600000; repeatable (env ${SERVE_ENV.limit}, comma-separated)`,
-      collect,
-    )
-    .option(
-      '--push-audience <audience>',
-      `require Pub/Sub OIDC tokens with this audience on POST /push (env ${SERVE_ENV.pushAudience})`,
-    )
-    .option(
-      '--push-service-account <email>',
-      `and signed for this service account (env ${SERVE_ENV.pushServiceAccount})`,
-    )
-    .option(
-      '--read-stall-timeout <seconds>',
-      `resume a Cloud Storage read that delivers nothing for this long (env ${SERVE_ENV.readStallTimeout}, default 60)`,
-    )
-    .action(serve);
+/** The option values as commander hands them over, checked; blank strings are empty variables. */
+interface ServeOptions {
+  subscription: string | null;
+  project: string | null;
+  allowBucket?: string[];
+  sink?: string;
+  port: number;
+  maxInFlight: number;
+  gracePeriod: number;
+  workers: number;
+  enableV2Worker: boolean;
+  maxEntryBytes: number | null | '';
+  limit: Partial<Limits>;
+  pushAudience: string | null;
+  pushServiceAccount: string | null;
+  readStallTimeout: number;
 }
 
-async function serve(flags: ServeFlags): Promise<void> {
-  let config;
-  try {
-    config = serveConfig(flags);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.message);
-    throw err;
-  }
-  // The cloud client libraries load only for the commands that use them.
-  const { startServe } = await import('../../worker/serve.js');
-  const handle = await startServe(config, { handleSignals: true });
-  // Archives past the grace period were nacked: exit without finishing them.
-  process.exit(await handle.done);
+const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+
+function bucket(name: string): void {
+  if (!BUCKET.test(name)) throw new InvalidArgumentError(`${JSON.stringify(name)} is not a bucket name.`);
+}
+
+/** `--enable-v2-worker` alone, or true/false (the variable's value: an endpoint without auth is off unless asked for). */
+function onOff(text: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (['1', 'true', 'yes'].includes(t)) return true;
+  if (['0', 'false', 'no'].includes(t)) return false;
+  throw new InvalidArgumentError('Expected true or false.');
+}
+
+function declareServe(command: Command): Command {
+  return command
+    .description('process archives from Cloud Storage as Pub/Sub notifications arrive (the production worker)')
+    .addOption(
+      option('--subscription <name>', 'Pub/Sub subscription to pull', {
+        env: 'MLAB_ETL_SUBSCRIPTION',
+        default: null,
+        defaultText: 'none, only POST /push',
+      }),
+    )
+    .addOption(projectOption())
+    .addOption(
+      option('--allow-bucket <bucket>', 'a bucket the worker may read (required); repeatable, comma-separated', {
+        env: 'MLAB_ETL_ALLOW_BUCKETS',
+        parse: list(bucket),
+      }),
+    )
+    .addOption(
+      option('--sink <spec>', 'bigquery:PROJECT[.DATASET_PREFIX], or duckdb:FILE or jsonl:DIR for a trial (required)', {
+        env: 'MLAB_ETL_SINK',
+      }),
+    )
+    .addOption(
+      option('--port <n>', 'HTTP port for /metrics, /healthz, /readyz, /push', {
+        env: 'PORT',
+        default: 8080,
+        parse: integer(0, 65535),
+      }),
+    )
+    .addOption(
+      option('--max-in-flight <n>', 'archives processed at once', {
+        env: 'MLAB_ETL_MAX_IN_FLIGHT',
+        default: os.availableParallelism(),
+        defaultText: 'the number of cores',
+        parse: integer(1, 1000),
+      }),
+    )
+    .addOption(
+      option('--grace-period <seconds>', 'on SIGTERM, time for in-flight archives to finish', {
+        env: 'MLAB_ETL_GRACE_PERIOD',
+        default: 60,
+        parse: integer(0, 3600),
+      }),
+    )
+    .addOption(
+      workersOption(
+        'worker threads that parse entries, shared by the archives in flight; 0 parses on the main thread, auto: one per core',
+        'MLAB_ETL_WORKERS',
+      ),
+    )
+    .addOption(
+      option('--enable-v2-worker [true|false]', 'enable GET /v2/worker?filename=gs://... (unauthenticated)', {
+        env: 'MLAB_ETL_ENABLE_V2_WORKER',
+        default: false,
+        parse: onOff,
+      }),
+    )
+    .addOption(
+      option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', {
+        env: 'MLAB_ETL_MAX_ENTRY_BYTES',
+        default: null,
+        defaultText: `the maxEntryBytes limit, ${DEFAULT_LIMITS.maxEntryBytes}`,
+        parse: integer(1),
+      }),
+    )
+    .addOption(limitOption('archiveTimeoutMs=600000', 'MLAB_ETL_LIMITS'))
+    .addOption(
+      option('--push-audience <audience>', 'require Pub/Sub OIDC tokens with this audience on POST /push', {
+        env: 'MLAB_ETL_PUSH_AUDIENCE',
+        default: null,
+        defaultText: 'none, POST /push unauthenticated',
+      }),
+    )
+    .addOption(
+      option('--push-service-account <email>', 'and signed for this service account', {
+        env: 'MLAB_ETL_PUSH_SERVICE_ACCOUNT',
+        default: null,
+        defaultText: 'any',
+      }),
+    )
+    .addOption(
+      option('--read-stall-timeout <seconds>', 'resume a Cloud Storage read that delivers nothing for this long', {
+        env: 'MLAB_ETL_READ_STALL_TIMEOUT',
+        default: 60,
+        parse: integer(1, 3600),
+      }),
+    );
+}
+
+/** The checked options as the worker takes them; the two it cannot start without are required here. */
+function serveConfig(opts: ServeOptions): ServeConfig {
+  const allowBuckets = opts.allowBucket ?? [];
+  if (allowBuckets.length === 0)
+    throw new UsageError('--allow-bucket (or MLAB_ETL_ALLOW_BUCKETS) is required: the buckets the worker may read');
+  const sink = given(opts.sink);
+  if (sink === null)
+    throw new UsageError(
+      '--sink (or MLAB_ETL_SINK) is required: bigquery:PROJECT[.DATASET_PREFIX] in production, jsonl:DIR or duckdb:FILE for a trial',
+    );
+  return {
+    subscription: given(opts.subscription),
+    project: given(opts.project),
+    allowBuckets,
+    sink,
+    port: opts.port,
+    maxInFlight: opts.maxInFlight,
+    workers: opts.workers,
+    gracePeriodSeconds: opts.gracePeriod,
+    enableManualWorker: opts.enableV2Worker,
+    maxEntryBytes: typeof opts.maxEntryBytes === 'number' ? opts.maxEntryBytes : null,
+    limits: opts.limit,
+    readStallSeconds: opts.readStallTimeout,
+    pushAudience: given(opts.pushAudience),
+    pushServiceAccount: given(opts.pushServiceAccount),
+  };
+}
+
+export function addServeCommand(program: Command): void {
+  declareServe(program.command('serve')).action(async (opts: ServeOptions) => {
+    const config = serveConfig(opts);
+    // The cloud client libraries load only for the commands that use them.
+    const { startServe } = await import('../../worker/serve.js');
+    const handle = await startServe(config, { handleSignals: true });
+    // Archives past the grace period were nacked: exit without finishing them.
+    process.exit(await handle.done);
+  });
+}
+
+/**
+ * The configuration `serve` would start with, from these arguments and the environment, for
+ * starting the worker in-process; a bad option throws commander's or a UsageError.
+ */
+export function serveConfigOf(argv: string[]): ServeConfig {
+  let config: ServeConfig | undefined;
+  const command = declareServe(new Command('serve'))
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} })
+    .action((opts: ServeOptions) => {
+      config = serveConfig(opts);
+    });
+  command.parse(argv, { from: 'user' });
+  if (!config) throw new Error('serve: no configuration');
+  return config;
 }
