@@ -361,4 +361,31 @@ describe('other commands', () => {
       'Expected an integer of at least 1.',
     );
   });
+
+  it('takes the sink settings and the recorded revision from flags or their variables', async () => {
+    try {
+      const flag = await cli('setup', '--sink', 'bigquery:test', '--bigquery-inserts-in-flight', '0');
+      expect(flag.code).toBe(2);
+      expect(flag.err).toContain("option '--bigquery-inserts-in-flight <n>' argument '0' is invalid.");
+      process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT = '257';
+      const variable = await cli('parse', ARCHIVES);
+      expect(variable.code).toBe(2);
+      expect(variable.err).toContain("value '257' from env 'MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT' is invalid");
+      delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
+
+      const archive = path.join(ARCHIVES, 'mlab-sandbox/utilization');
+      const commit = async (...flags: string[]): Promise<unknown> => {
+        const out = path.join(tmp(), 'out');
+        expect((await cli('parse', archive, '--sink', `jsonl:${out}`, ...flags)).code).toBe(0);
+        const first = readFileSync(path.join(out, '_archives.jsonl'), 'utf8').split('\n')[0] ?? '';
+        return (JSON.parse(first) as { git_commit?: string }).git_commit;
+      };
+      process.env.MLAB_ETL_GIT_COMMIT = 'from-the-image';
+      expect(await commit()).toBe('from-the-image');
+      expect(await commit('--git-commit', 'abc123')).toBe('abc123');
+    } finally {
+      delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
+      delete process.env.MLAB_ETL_GIT_COMMIT;
+    }
+  });
 });

@@ -10,7 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { EtlError } from '../errors.js';
 import { boundHeapGrowth } from './heap.js';
 import { VERSION } from '../package-info.js';
-import { SinkSpecError } from '../sinks/open-sink.js';
+import { SinkSpecError, type BigQueryConnection } from '../sinks/open-sink.js';
 import { UsageError, type CommandContext } from './context.js';
 import { processIo, type Io } from './io.js';
 import { addNewParserCommand } from './commands/new-parser.js';
@@ -29,7 +29,7 @@ function program(context: CommandContext): Command {
     .exitOverride()
     .configureOutput({ writeOut: context.io.stdout, writeErr: context.io.stderr });
   addParseCommand(program, context);
-  addServeCommand(program);
+  addServeCommand(program, context);
   addSetupCommand(program, context);
   addReprocessCommand(program, context);
   addQueryCommand(program, context);
@@ -39,8 +39,13 @@ function program(context: CommandContext): Command {
   return program;
 }
 
-export async function run(argv: string[], io: Io = processIo): Promise<number> {
-  const context: CommandContext = { io, exitCode: 0 };
+/** Services a test passes in code: the only way to point BigQuery sinks elsewhere than at Google. */
+export interface Connections {
+  bigquery?: BigQueryConnection;
+}
+
+export async function run(argv: string[], io: Io = processIo, connections: Connections = {}): Promise<number> {
+  const context: CommandContext = { io, exitCode: 0, ...connections };
   try {
     await program(context).parseAsync(argv, { from: 'user' });
     return context.exitCode;

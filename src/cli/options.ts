@@ -6,8 +6,11 @@
  * with `option()`.
  */
 import os from 'node:os';
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { LimitError, parseLimits, type Limits } from '../limits.js';
+import { checkoutHead } from '../package-info.js';
+import { DEFAULT_BIGQUERY_INSERTS_IN_FLIGHT, DEFAULT_DUCKDB_MEMORY } from '../sinks/defaults.js';
+import type { BigQueryConnection, SinkSettings } from '../sinks/open-sink.js';
 
 export interface OptionSpec<T> {
   /** The environment variable read when the flag is not given. */
@@ -101,3 +104,47 @@ export const projectOption = (): Option =>
     default: null,
     defaultText: 'the credentials tell',
   });
+
+/** The source revision recorded with each archive in the ledger. */
+export const gitCommitOption = (): Option =>
+  option('--git-commit <sha>', 'source revision recorded in the ledger', {
+    env: 'MLAB_ETL_GIT_COMMIT',
+    default: checkoutHead(),
+    defaultText: "the checkout's HEAD",
+  });
+
+/** The values of withSinkOptions' options. */
+export interface SinkOptionValues {
+  duckdbMemoryLimit: string;
+  bigqueryInsertsInFlight: number;
+}
+
+/** How the commands that write rows open their sink, besides its spec. */
+export function withSinkOptions(command: Command): Command {
+  return command
+    .addOption(
+      option('--duckdb-memory-limit <size>', "a DuckDB sink's memory_limit, e.g. 1GB", {
+        env: 'MLAB_ETL_DUCKDB_MEMORY_LIMIT',
+        default: DEFAULT_DUCKDB_MEMORY,
+      }),
+    )
+    .addOption(
+      option(
+        '--bigquery-inserts-in-flight <n>',
+        'insertAll requests a BigQuery sink sends at once, each of up to 10 MB of rows held until BigQuery answers',
+        {
+          env: 'MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT',
+          default: DEFAULT_BIGQUERY_INSERTS_IN_FLIGHT,
+          parse: integer(1, 256),
+        },
+      ),
+    );
+}
+
+/** The sink settings of these options, with a test's BigQuery server if it gave one. */
+export function sinkSettings(values: SinkOptionValues, bigquery?: BigQueryConnection): SinkSettings {
+  return {
+    duckdbMemoryLimit: values.duckdbMemoryLimit,
+    bigquery: { maxInFlight: values.bigqueryInsertsInFlight, ...bigquery },
+  };
+}

@@ -24,4 +24,9 @@ export interface ServeConfig {
   /** Audience required of push OIDC tokens; push is unauthenticated when null. */
   pushAudience: string | null;
   pushServiceAccount: string | null;
+  /** Recorded with each archive in the ledger; none when absent. */
+  gitCommit?: string | null;
+  /** A DuckDB sink's memory_limit, and a BigQuery sink's insertAll requests in flight: the sinks' defaults when absent. */
+  duckdbMemoryLimit?: string;
+  bigqueryInsertsInFlight?: number;
 }

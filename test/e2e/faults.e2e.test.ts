@@ -262,16 +262,16 @@ interface ServeChild {
   exited: Promise<number | null>;
 }
 
-function spawnServe(args: string[], env: NodeJS.ProcessEnv): ServeChild {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(PACKAGE_ROOT, 'src/cli/main.ts'), 'serve', ...args],
-    {
-      cwd: PACKAGE_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+/** `serve` as a child process; with `bigquery`, its BigQuery sink writes to that test server. */
+function spawnServe(args: string[], env: NodeJS.ProcessEnv, bigquery?: BigQueryTestServer): ServeChild {
+  const command = bigquery
+    ? [path.join(PACKAGE_ROOT, 'test/support/serve-against-test-bigquery.ts'), bigquery.url]
+    : [path.join(PACKAGE_ROOT, 'src/cli/main.ts'), 'serve'];
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...command, ...args], {
+    cwd: PACKAGE_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(proc);
   let logs = '';
   proc.stderr.on('data', (d: Buffer) => (logs += d.toString()));
@@ -430,16 +430,12 @@ async function killRound(
 ): Promise<{ kill: string; leftover: number; deadLettered: number }> {
   // Every kill costs each leased message a delivery attempt: keep the dead-letter topic out of it.
   const { topic, subscription, dead } = await newSubscription(pubsub, `kill${round}`, 100);
-  const env = {
-    ...childProcessEnv({ pubsub: pubsubEmu, gcs: { host: proxy.host, projectId: gcsEmu.projectId } }),
-    MLAB_ETL_BIGQUERY_API_ENDPOINT: bq.url,
-    MLAB_ETL_BIGQUERY_ACCESS_TOKEN: 'test',
-  };
+  const env = childProcessEnv({ pubsub: pubsubEmu, gcs: { host: proxy.host, projectId: gcsEmu.projectId } });
   const args = [
     ...['--subscription', subscription.name, '--allow-bucket', BUCKET, '--sink', 'bigquery:test'],
     ...['--port', '0', '--max-in-flight', '2', '--grace-period', '0', '--read-stall-timeout', '1'],
   ];
-  const first = spawnServe(args, env);
+  const first = spawnServe(args, env, bq);
   const firstPort = await first.port;
   for (const a of archives) await notify(topic, a);
   // Timed from the moment an archive is in flight: before that the worker has nothing to lose.
@@ -454,7 +450,7 @@ async function killRound(
   expect(await first.exited).toBe(null);
   const killedAt = Date.now();
 
-  const second = spawnServe(args, env);
+  const second = spawnServe(args, env, bq);
   const port = await second.port;
   // Drained: every archive has a final ok record, the killed worker's leases have expired (so
   // what it held came back), and nothing has moved for two seconds.

@@ -3,18 +3,28 @@ import type { Command } from 'commander';
 import { EntryPool } from '../../pipeline/threads/entry-pool.js';
 import { DEFAULT_LIMITS, type Limits } from '../../limits.js';
 import { findArchives, localArchive } from '../../source/local-source.js';
-import { GIT_COMMIT, VERSION } from '../../package-info.js';
+import { VERSION } from '../../package-info.js';
 import { processArchive, type ArchiveResult } from '../../pipeline/process-archive.js';
 import { Registry } from '../../parser/registry.js';
 import { SchemaSet } from '../../schema/schema-set.js';
 import { DEFAULT_SINK, openSink } from '../../sinks/open-sink.js';
 import type { CommandContext } from '../context.js';
-import type { Io } from '../io.js';
-import { integer, limitOption, option, workersOption } from '../options.js';
+import {
+  given,
+  gitCommitOption,
+  integer,
+  limitOption,
+  option,
+  sinkSettings,
+  withSinkOptions,
+  workersOption,
+  type SinkOptionValues,
+} from '../options.js';
 import { formatSummary, Progress } from '../summary.js';
 
-interface ParseOptions {
+interface ParseOptions extends SinkOptionValues {
   sink: string;
+  gitCommit: string | null;
   datatype?: string;
   experiment?: string;
   date?: string;
@@ -25,7 +35,7 @@ interface ParseOptions {
 }
 
 export function addParseCommand(program: Command, context: CommandContext): void {
-  program
+  const command = program
     .command('parse')
     .description('parse archives (.tgz/.tar.gz/.tar files, or directories searched for them) into a sink')
     .argument('<path...>', 'archive files or directories; any other file is read as an archive of that one entry')
@@ -52,13 +62,15 @@ export function addParseCommand(program: Command, context: CommandContext): void
       workersOption(
         'worker threads that parse entries while this one reads archives and writes rows; 0: parse here too, "auto": one per core',
       ),
-    )
+    );
+  withSinkOptions(command)
+    .addOption(gitCommitOption())
     .action(async (paths: string[], opts: ParseOptions) => {
-      context.exitCode = await parse(paths, opts, context.io);
+      context.exitCode = await parse(paths, opts, context);
     });
 }
 
-async function parse(paths: string[], opts: ParseOptions, io: Io): Promise<number> {
+async function parse(paths: string[], opts: ParseOptions, { io, bigquery }: CommandContext): Promise<number> {
   const { maxEntryBytes, workers, limit: limits } = opts;
   const toStdout = opts.sink === 'stdout';
   // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
@@ -76,7 +88,7 @@ async function parse(paths: string[], opts: ParseOptions, io: Io): Promise<numbe
     io.stderr(`mlab-etl: no archives (.tgz, .tar.gz, .tar) found in ${paths.join(' ')}\n`);
     return 1;
   }
-  const sink = await openSink(opts.sink, schemas, io);
+  const sink = await openSink(opts.sink, schemas, io, sinkSettings(opts, bigquery));
   const sources = files.map((f) =>
     localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }),
   );
@@ -99,7 +111,7 @@ async function parse(paths: string[], opts: ParseOptions, io: Io): Promise<numbe
           schemas,
           sink,
           version: VERSION,
-          gitCommit: GIT_COMMIT,
+          gitCommit: given(opts.gitCommit),
           maxEntryBytes,
           limits,
           ...(pool ? { pool } : {}),

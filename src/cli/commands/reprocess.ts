@@ -1,12 +1,13 @@
 /** `mlab-etl reprocess`: one Pub/Sub message per archive under a prefix, for the workers to parse again. */
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
+import { given, projectOption } from '../options.js';
 
 interface ReprocessOptions {
   topic: string;
   from?: string;
   to?: string;
-  project?: string;
+  project: string | null;
   dryRun?: boolean;
 }
 
@@ -18,7 +19,7 @@ export function addReprocessCommand(program: Command, { io }: CommandContext): v
     .requiredOption('--topic <topic>', 'the topic the workers subscribe to')
     .option('--from <YYYY-MM-DD>', 'first archive date (date directory) to include')
     .option('--to <YYYY-MM-DD>', 'last archive date to include')
-    .option('--project <id>', 'Google Cloud project (env GOOGLE_CLOUD_PROJECT)')
+    .addOption(projectOption())
     .option('--dry-run', 'list what would be published, publish nothing')
     .action(async (prefix: string, opts: ReprocessOptions) => {
       let lastDraw = 0;
@@ -29,7 +30,7 @@ export function addReprocessCommand(program: Command, { io }: CommandContext): v
         topic: opts.topic,
         from: opts.from,
         to: opts.to,
-        project: opts.project,
+        project: given(opts.project) ?? undefined,
         dryRun: Boolean(opts.dryRun),
         onProgress: (published, listed) => {
           if (!io.isTTY || Date.now() - lastDraw < 100) return;

@@ -3,11 +3,22 @@ import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_LIMITS, type Limits } from '../../limits.js';
 import type { ServeConfig } from '../../worker/config.js';
-import { UsageError } from '../context.js';
-import { given, integer, limitOption, list, option, projectOption, workersOption } from '../options.js';
+import { UsageError, type CommandContext } from '../context.js';
+import {
+  gitCommitOption,
+  given,
+  integer,
+  limitOption,
+  list,
+  option,
+  projectOption,
+  withSinkOptions,
+  workersOption,
+  type SinkOptionValues,
+} from '../options.js';
 
 /** The option values as commander hands them over, checked; blank strings are empty variables. */
-interface ServeOptions {
+interface ServeOptions extends SinkOptionValues {
   subscription: string | null;
   project: string | null;
   allowBucket?: string[];
@@ -22,6 +33,7 @@ interface ServeOptions {
   pushAudience: string | null;
   pushServiceAccount: string | null;
   readStallTimeout: number;
+  gitCommit: string | null;
 }
 
 const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -38,8 +50,9 @@ function onOff(text: string): boolean {
   throw new InvalidArgumentError('Expected true or false.');
 }
 
+/** What the worker takes messages from, reads and writes to, and how many archives at once. */
 function declareServe(command: Command): Command {
-  return command
+  command
     .description('process archives from Cloud Storage as Pub/Sub notifications arrive (the production worker)')
     .addOption(
       option('--subscription <name>', 'Pub/Sub subscription to pull', {
@@ -81,7 +94,13 @@ function declareServe(command: Command): Command {
         default: 60,
         parse: integer(0, 3600),
       }),
-    )
+    );
+  return withSinkOptions(declareProcessing(command)).addOption(gitCommitOption());
+}
+
+/** How each archive is processed, and who may push. */
+function declareProcessing(command: Command): Command {
+  return command
     .addOption(
       workersOption(
         'worker threads that parse entries, shared by the archives in flight; 0 parses on the main thread, auto: one per core',
@@ -152,15 +171,18 @@ function serveConfig(opts: ServeOptions): ServeConfig {
     readStallSeconds: opts.readStallTimeout,
     pushAudience: given(opts.pushAudience),
     pushServiceAccount: given(opts.pushServiceAccount),
+    gitCommit: given(opts.gitCommit),
+    duckdbMemoryLimit: opts.duckdbMemoryLimit,
+    bigqueryInsertsInFlight: opts.bigqueryInsertsInFlight,
   };
 }
 
-export function addServeCommand(program: Command): void {
+export function addServeCommand(program: Command, { bigquery }: CommandContext): void {
   declareServe(program.command('serve')).action(async (opts: ServeOptions) => {
     const config = serveConfig(opts);
     // The cloud client libraries load only for the commands that use them.
     const { startServe } = await import('../../worker/serve.js');
-    const handle = await startServe(config, { handleSignals: true });
+    const handle = await startServe(config, { handleSignals: true, ...(bigquery ? { bigquery } : {}) });
     // Archives past the grace period were nacked: exit without finishing them.
     process.exit(await handle.done);
   });

@@ -39,6 +39,7 @@ import { planView } from '../../schema/views.js';
 import { rowBytes, type RowBatch } from '../../rows/row-batch.js';
 import type { CommitResult, SetupAction, Sink } from '../sink.js';
 import type { TableRef } from '../../schema/tables.js';
+import { DEFAULT_BIGQUERY_INSERTS_IN_FLIGHT } from '../defaults.js';
 
 /** The dataset of `_rejects` and `_archives`, after the prefix. */
 export const LEDGER_DATASET = 'mlab_etl';
@@ -365,7 +366,7 @@ export class BigQuerySink implements Sink {
     this.timeoutMs = options.requestTimeoutMs ?? 60_000;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.observer = options.observer;
-    this.insertsInFlight = options.maxInFlight ?? 8;
+    this.insertsInFlight = options.maxInFlight ?? DEFAULT_BIGQUERY_INSERTS_IN_FLIGHT;
     this.slots = new Slots(this.insertsInFlight);
     this.description = `bigquery:${this.projectId}${this.prefix ? `.${this.prefix}` : ''}`;
   }
