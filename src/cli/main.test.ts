@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { run } from './main.js';
 import type { Io } from './io.js';
-import { PACKAGE_ROOT } from '../package-info.js';
+import { checkoutHead, PACKAGE_ROOT } from '../package-info.js';
 import { runQuery } from '../sinks/duckdb/query.js';
 import { buildArchive } from '../../test/support/archives.js';
 
@@ -382,6 +382,9 @@ describe('other commands', () => {
       };
       process.env.MLAB_ETL_GIT_COMMIT = 'from-the-image';
       expect(await commit()).toBe('from-the-image');
+      // An image built without the revision has the variable empty: the checkout's, if any, stands.
+      process.env.MLAB_ETL_GIT_COMMIT = '';
+      expect(await commit()).toBe(checkoutHead() ?? undefined);
       expect(await commit('--git-commit', 'abc123')).toBe('abc123');
     } finally {
       delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;

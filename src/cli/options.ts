@@ -25,13 +25,13 @@ export interface OptionSpec<T> {
 
 /**
  * An option. An empty variable counts as unset, as a ConfigMap leaves a value out: it keeps
- * the default (options without a default get '', which the command treats as absent).
+ * the default (commander turns a null or absent one into '', which given() reads as absent).
  */
 export function option<T>(flags: string, description: string, spec: OptionSpec<T> = {}): Option {
   const declared = new Option(flags, description);
   if (spec.env !== undefined) declared.env(spec.env);
   if (spec.default !== undefined) declared.default(spec.default, spec.defaultText);
-  const { parse } = spec;
+  const parse = spec.parse ?? (spec.env === undefined ? undefined : (text: string) => text as T);
   if (parse) declared.argParser((text: string, previous: T) => (text.trim() === '' ? previous : parse(text, previous)));
   return declared;
 }
