@@ -20,10 +20,11 @@ export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');
 const pkg = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 export const VERSION: string = pkg.version;
 
-/** The source revision: MLAB_ETL_GIT_COMMIT (set by the image build), else the checkout's HEAD, else null. */
-export const GIT_COMMIT: string | null = process.env.MLAB_ETL_GIT_COMMIT || readHead();
-
-function readHead(): string | null {
+/**
+ * The checkout's HEAD commit, or null outside a checkout: the default of `--git-commit`, which
+ * the image build sets through MLAB_ETL_GIT_COMMIT (an image has no .git).
+ */
+export function checkoutHead(): string | null {
   try {
     const gitDir = path.join(PACKAGE_ROOT, '.git');
     const head = readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();

@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { run } from './main.js';
 import type { Io } from './io.js';
-import { PACKAGE_ROOT } from '../package-info.js';
+import { checkoutHead, PACKAGE_ROOT } from '../package-info.js';
 import { runQuery } from '../sinks/duckdb/query.js';
 import { buildArchive } from '../../test/support/archives.js';
 
@@ -350,5 +350,49 @@ describe('other commands', () => {
     const s = await cli('parse', ARCHIVES, '--sink', 'postgres:x');
     expect(s.code).toBe(2);
     expect(s.err).toContain('expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout');
+  });
+
+  it('stops on a bad option with exit code 2 and a message naming it, before reading anything', async () => {
+    const workers = await cli('parse', ARCHIVES, '--workers', '65');
+    expect(workers.code).toBe(2);
+    expect(workers.err).toContain(
+      "option '--workers <n>' argument '65' is invalid. Expected a whole number from 0 to 64, or auto.",
+    );
+    const limit = await cli('parse', ARCHIVES, '--limit', 'maxDepth=1');
+    expect(limit.code).toBe(2);
+    expect(limit.err).toContain('--limit maxDepth=1: unknown limit');
+    expect((await cli('parse', ARCHIVES, '--max-entry-bytes', '0')).err).toContain(
+      'Expected an integer of at least 1.',
+    );
+  });
+
+  it('takes the sink settings and the recorded revision from flags or their variables', async () => {
+    try {
+      const flag = await cli('setup', '--sink', 'bigquery:test', '--bigquery-inserts-in-flight', '0');
+      expect(flag.code).toBe(2);
+      expect(flag.err).toContain("option '--bigquery-inserts-in-flight <n>' argument '0' is invalid.");
+      process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT = '257';
+      const variable = await cli('parse', ARCHIVES);
+      expect(variable.code).toBe(2);
+      expect(variable.err).toContain("value '257' from env 'MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT' is invalid");
+      delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
+
+      const archive = path.join(ARCHIVES, 'mlab-sandbox/utilization');
+      const commit = async (...flags: string[]): Promise<unknown> => {
+        const out = path.join(tmp(), 'out');
+        expect((await cli('parse', archive, '--sink', `jsonl:${out}`, ...flags)).code).toBe(0);
+        const first = readFileSync(path.join(out, '_archives.jsonl'), 'utf8').split('\n')[0] ?? '';
+        return (JSON.parse(first) as { git_commit?: string }).git_commit;
+      };
+      process.env.MLAB_ETL_GIT_COMMIT = 'from-the-image';
+      expect(await commit()).toBe('from-the-image');
+      // An image built without the revision has the variable empty: the checkout's, if any, stands.
+      process.env.MLAB_ETL_GIT_COMMIT = '';
+      expect(await commit()).toBe(checkoutHead() ?? undefined);
+      expect(await commit('--git-commit', 'abc123')).toBe('abc123');
+    } finally {
+      delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
+      delete process.env.MLAB_ETL_GIT_COMMIT;
+    }
   });
 });

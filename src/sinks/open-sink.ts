@@ -26,13 +26,20 @@ export interface SinkStreams {
 /** Connection settings that do not belong in a spec string (a test server's endpoint and auth). */
 export type BigQueryConnection = Pick<BigQuerySinkOptions, 'apiEndpoint' | 'authClient'> & Partial<BigQuerySinkOptions>;
 
+/** What a sink is opened with besides its spec: the CLI's sink options, a test's BigQuery server. */
+export interface SinkSettings {
+  bigquery?: BigQueryConnection;
+  /** DuckDB's memory_limit, e.g. '512MB' (DEFAULT_DUCKDB_MEMORY unless set). */
+  duckdbMemoryLimit?: string;
+}
+
 const BIGQUERY_TARGET = /^((?:[a-z0-9.-]+:)?[a-z][a-z0-9-]*)(?:\.([A-Za-z0-9_]+))?$/;
 
 export async function openSink(
   spec: string,
   schemas: SchemaSet,
   streams?: SinkStreams,
-  bigquery: BigQueryConnection = {},
+  settings: SinkSettings = {},
 ): Promise<Sink> {
   const colon = spec.indexOf(':');
   const kind = colon === -1 ? spec : spec.slice(0, colon);
@@ -41,7 +48,7 @@ export async function openSink(
     case 'duckdb': {
       // DuckDB's native module is large: loaded only for the DuckDB sink.
       const { DuckDbSink } = await import('./duckdb/sink.js');
-      const memoryLimit = process.env.MLAB_ETL_DUCKDB_MEMORY_LIMIT;
+      const memoryLimit = settings.duckdbMemoryLimit;
       return DuckDbSink.open(target || DEFAULT_DUCKDB_FILE, schemas, memoryLimit ? { memoryLimit } : {});
     }
     case 'jsonl':
@@ -56,9 +63,7 @@ export async function openSink(
       // Loaded only when used: the client library is a noticeable share of a short parse's time.
       const { BigQuerySink } = await import('./bigquery/sink.js');
       return BigQuerySink.open({
-        ...(await endpointFromEnv()),
-        ...insertsInFlightFromEnv(),
-        ...bigquery,
+        ...settings.bigquery,
         projectId: m[1],
         ...(m[2] ? { datasetPrefix: m[2] } : {}),
         schemas,
@@ -74,34 +79,4 @@ export async function openSink(
         `--sink ${spec}: expected duckdb:FILE, jsonl:DIR, bigquery:PROJECT[.DATASET_PREFIX] or stdout`,
       );
   }
-}
-
-/**
- * insertAll requests a BigQuery sink keeps in flight (MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT, 1-256;
- * the sink's default is 8). Each holds up to 10 MB of rows until BigQuery answers.
- */
-function insertsInFlightFromEnv(env: NodeJS.ProcessEnv = process.env): { maxInFlight?: number } {
-  const text = env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
-  if (text === undefined || text === '') return {};
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 256) {
-    throw new SinkSpecError(`MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT=${text}: expected an integer from 1 to 256`);
-  }
-  return { maxInFlight: n };
-}
-
-/**
- * Another BigQuery endpoint than Google's, from the environment: for trials against a local server
- * that speaks BigQuery's REST API (the tests' server), never needed in production.
- * MLAB_ETL_BIGQUERY_API_ENDPOINT=http://127.0.0.1:PORT and MLAB_ETL_BIGQUERY_ACCESS_TOKEN=<any token>.
- */
-async function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Partial<BigQueryConnection>> {
-  const apiEndpoint = env.MLAB_ETL_BIGQUERY_API_ENDPOINT;
-  if (!apiEndpoint) return {};
-  const token = env.MLAB_ETL_BIGQUERY_ACCESS_TOKEN;
-  if (!token) return { apiEndpoint };
-  const { OAuth2Client } = await import('google-auth-library');
-  const authClient = new OAuth2Client();
-  authClient.setCredentials({ access_token: token, expiry_date: Date.now() + 365 * 24 * 3600 * 1000 });
-  return { apiEndpoint, authClient };
 }

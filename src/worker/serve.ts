@@ -1,6 +1,6 @@
 /**
- * `mlab-etl serve`: options (flags with environment-variable equivalents) read and validated once,
- * then the worker runs until SIGTERM.
+ * `mlab-etl serve`: the worker, from its checked configuration (src/cli/commands/serve.ts reads
+ * the options), until SIGTERM.
  */
 import { Duration, PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
@@ -8,15 +8,16 @@ import { startHttpServer } from './http-server.js';
 import { jsonLogger, type Logger } from '../log.js';
 import { Metrics } from './metrics.js';
 import { PushAuthenticator } from './push-auth.js';
-import { GIT_COMMIT, VERSION } from '../package-info.js';
+import { VERSION } from '../package-info.js';
 import { EntryPool } from '../pipeline/threads/entry-pool.js';
 import { Registry } from '../parser/registry.js';
 import { SchemaSet } from '../schema/schema-set.js';
 import { openSink, type BigQueryConnection } from '../sinks/open-sink.js';
+import type { Sink } from '../sinks/sink.js';
 import { Worker } from './archive-worker.js';
 import type { ServeConfig } from './config.js';
 
-export { ConfigError, SERVE_ENV, serveConfig, type ServeConfig, type ServeFlags } from './config.js';
+export type { ServeConfig } from './config.js';
 
 export interface ServeHandle {
   port: number;
@@ -42,12 +43,7 @@ export async function startServe(
   const pool = config.workers > 0 ? await EntryPool.start({ workers: config.workers }) : undefined;
   const metrics = new Metrics();
   metrics.maxInFlight.set(config.maxInFlight);
-  const observer = {
-    request: (operation: string, seconds: number) =>
-      metrics.sinkLatency.observe({ sink: 'bigquery', operation }, seconds),
-    retry: (reason: string) => metrics.sinkRetries.inc({ sink: 'bigquery', reason }),
-  };
-  const sink = await openSink(config.sink, schemas, undefined, { observer, ...options.bigquery });
+  const sink = await openWorkerSink(config, schemas, metrics, options.bigquery);
   const storage = new Storage(config.project ? { projectId: config.project } : {});
   const worker = new Worker({
     storage,
@@ -59,7 +55,7 @@ export async function startServe(
     allowBuckets: new Set(config.allowBuckets),
     maxInFlight: config.maxInFlight,
     version: VERSION,
-    gitCommit: GIT_COMMIT,
+    gitCommit: config.gitCommit ?? null,
     ...(config.maxEntryBytes === null ? {} : { maxEntryBytes: config.maxEntryBytes }),
     limits: config.limits,
     stallTimeoutMs: config.readStallSeconds * 1000,
@@ -80,17 +76,7 @@ export async function startServe(
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
 
-  let pubsub: PubSub | null = null;
-  if (config.subscription) {
-    pubsub = new PubSub(config.project ? { projectId: config.project } : {});
-    const subscription = pubsub.subscription(config.subscription, {
-      flowControl: { maxMessages: config.maxInFlight, allowExcessMessages: false },
-      // Leases are extended while an archive is processed; each extension is at most 600 s.
-      maxAckDeadline: Duration.from({ seconds: 600 }),
-      maxExtensionTime: Duration.from({ hours: 4 }),
-    });
-    worker.listen(subscription);
-  }
+  const pubsub = config.subscription ? subscribe(worker, config, config.subscription) : null;
   logger.log('INFO', 'serving', {
     port,
     subscription: config.subscription,
@@ -125,4 +111,39 @@ export async function startServe(
     process.once('SIGINT', () => void stop());
   }
   return { port, worker, done, stop };
+}
+
+/** The sink, its BigQuery requests and retries counted in the metrics. */
+async function openWorkerSink(
+  config: ServeConfig,
+  schemas: SchemaSet,
+  metrics: Metrics,
+  bigquery: BigQueryConnection | undefined,
+): Promise<Sink> {
+  const observer = {
+    request: (operation: string, seconds: number) =>
+      metrics.sinkLatency.observe({ sink: 'bigquery', operation }, seconds),
+    retry: (reason: string) => metrics.sinkRetries.inc({ sink: 'bigquery', reason }),
+  };
+  return openSink(config.sink, schemas, undefined, {
+    ...(config.duckdbMemoryLimit === undefined ? {} : { duckdbMemoryLimit: config.duckdbMemoryLimit }),
+    bigquery: {
+      observer,
+      ...(config.bigqueryInsertsInFlight === undefined ? {} : { maxInFlight: config.bigqueryInsertsInFlight }),
+      ...bigquery,
+    },
+  });
+}
+
+/** Streaming pull of the subscription, holding no more messages than archives it may process at once. */
+function subscribe(worker: Worker, config: ServeConfig, name: string): PubSub {
+  const pubsub = new PubSub(config.project ? { projectId: config.project } : {});
+  const subscription = pubsub.subscription(name, {
+    flowControl: { maxMessages: config.maxInFlight, allowExcessMessages: false },
+    // Leases are extended while an archive is processed; each extension is at most 600 s.
+    maxAckDeadline: Duration.from({ seconds: 600 }),
+    maxExtensionTime: Duration.from({ hours: 4 }),
+  });
+  worker.listen(subscription);
+  return pubsub;
 }

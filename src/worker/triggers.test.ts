@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { manualStatus, pushStatus } from './dispositions.js';
 import { EtlError } from '../errors.js';
 import { pushMessage, triggerOf } from './triggers.js';
-import { ConfigError, serveConfig } from './config.js';
 
 const NAME = 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz';
 
@@ -95,35 +94,5 @@ describe('dispositions', () => {
     expect(manualStatus({ disposition: 'ack', status: 'failed', code: 'bucket_not_allowed' })).toBe(403);
     expect(manualStatus({ disposition: 'ack', status: 'failed', code: 'object_not_found' })).toBe(404);
     expect(manualStatus({ disposition: 'nack', status: 'failed', code: 'sink_error' })).toBe(503);
-  });
-});
-
-describe('serve configuration', () => {
-  it('reads flags, then the environment, with defaults', () => {
-    const env = {
-      MLAB_ETL_ALLOW_BUCKETS: 'archive-a, archive-b',
-      PORT: '9090',
-      MLAB_ETL_SUBSCRIPTION: 's',
-      MLAB_ETL_SINK: 'bigquery:p',
-    };
-    expect(serveConfig({}, env)).toMatchObject({
-      allowBuckets: ['archive-a', 'archive-b'],
-      port: 9090,
-      subscription: 's',
-      sink: 'bigquery:p',
-      gracePeriodSeconds: 60,
-      enableManualWorker: false,
-    });
-    expect(serveConfig({ allowBucket: ['x-y'], port: '1', sink: 'jsonl:out' }, { PORT: '9090' }).port).toBe(1);
-  });
-
-  it('stops with a message naming the bad option', () => {
-    expect(() => serveConfig({}, {})).toThrow(/--allow-bucket \(or MLAB_ETL_ALLOW_BUCKETS\) is required/);
-    expect(() => serveConfig({ allowBucket: ['ok-bucket'] }, {})).toThrow(/--sink \(or MLAB_ETL_SINK\) is required/);
-    const ok = { allowBucket: ['ok-bucket'], sink: 'jsonl:out' };
-    expect(() => serveConfig({ ...ok, port: 'eighty' }, {})).toThrow(ConfigError);
-    expect(() => serveConfig({ ...ok, port: 'eighty' }, {})).toThrow(/--port "eighty"/);
-    expect(() => serveConfig({ ...ok, allowBucket: ['Bad_Bucket!'] }, {})).toThrow(/--allow-bucket "Bad_Bucket!"/);
-    expect(() => serveConfig({ ...ok, maxInFlight: '0' }, {})).toThrow(/--max-in-flight/);
   });
 });

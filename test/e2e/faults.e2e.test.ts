@@ -20,7 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
-import { serveConfig, startServe, type ServeConfig, type ServeFlags } from '../../src/worker/serve.js';
+import { serveConfigOf } from '../../src/cli/commands/serve.js';
+import { startServe, type ServeConfig } from '../../src/worker/serve.js';
 import {
   seededRandom,
   startBigQueryTestServer,
@@ -265,16 +266,16 @@ interface ServeChild {
   exited: Promise<number | null>;
 }
 
-function spawnServe(args: string[], env: NodeJS.ProcessEnv): ServeChild {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(PACKAGE_ROOT, 'src/cli/main.ts'), 'serve', ...args],
-    {
-      cwd: PACKAGE_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+/** `serve` as a child process; with `bigquery`, its BigQuery sink writes to that test server. */
+function spawnServe(args: string[], env: NodeJS.ProcessEnv, bigquery?: BigQueryTestServer): ServeChild {
+  const command = bigquery
+    ? [path.join(PACKAGE_ROOT, 'test/support/serve-against-test-bigquery.ts'), bigquery.url]
+    : [path.join(PACKAGE_ROOT, 'src/cli/main.ts'), 'serve'];
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...command, ...args], {
+    cwd: PACKAGE_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(proc);
   let logs = '';
   proc.stderr.on('data', (d: Buffer) => (logs += d.toString()));
@@ -405,22 +406,13 @@ function allFinalOk(records: LedgerRecord[], archives: Staged[]): boolean {
   return archives.every((a) => final.get(a.url)?.status === 'ok');
 }
 
-function config(subscription: string, sink: string, flags: ServeFlags = {}): ServeConfig {
-  // Through the option parser, so options added later get their defaults; no environment.
-  return serveConfig(
-    {
-      subscription,
-      project: pubsubEmu.projectId,
-      allowBucket: [BUCKET],
-      sink,
-      port: '0',
-      maxInFlight: '2',
-      gracePeriod: '5',
-      readStallTimeout: '1',
-      ...flags,
-    },
-    {},
-  );
+function config(subscription: string, sink: string, flags: string[] = []): ServeConfig {
+  // Through the option parser, so options added later get their defaults.
+  return serveConfigOf([
+    ...['--subscription', subscription, '--project', pubsubEmu.projectId, '--allow-bucket', BUCKET, '--sink', sink],
+    ...['--port', '0', '--max-in-flight', '2', '--grace-period', '5', '--read-stall-timeout', '1'],
+    ...flags,
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,16 +434,12 @@ async function killRound(
 ): Promise<{ kill: string; leftover: number; deadLettered: number }> {
   // Every kill costs each leased message a delivery attempt: keep the dead-letter topic out of it.
   const { topic, subscription, dead } = await newSubscription(pubsub, `kill${round}`, 100);
-  const env = {
-    ...childProcessEnv({ pubsub: pubsubEmu, gcs: { host: proxy.host, projectId: gcsEmu.projectId } }),
-    MLAB_ETL_BIGQUERY_API_ENDPOINT: bq.url,
-    MLAB_ETL_BIGQUERY_ACCESS_TOKEN: 'test',
-  };
+  const env = childProcessEnv({ pubsub: pubsubEmu, gcs: { host: proxy.host, projectId: gcsEmu.projectId } });
   const args = [
     ...['--subscription', subscription.name, '--allow-bucket', BUCKET, '--sink', 'bigquery:test'],
     ...['--port', '0', '--max-in-flight', '2', '--grace-period', '0', '--read-stall-timeout', '1'],
   ];
-  const first = spawnServe(args, env);
+  const first = spawnServe(args, env, bq);
   const firstPort = await first.port;
   for (const a of archives) await notify(topic, a);
   // Timed from the moment an archive is in flight: before that the worker has nothing to lose.
@@ -466,7 +454,7 @@ async function killRound(
   expect(await first.exited).toBe(null);
   const killedAt = Date.now();
 
-  const second = spawnServe(args, env);
+  const second = spawnServe(args, env, bq);
   const port = await second.port;
   // Drained: every archive has a final ok record, the killed worker's leases have expired (so
   // what it held came back), and nothing has moved for two seconds.
@@ -625,7 +613,7 @@ describe('Cloud Storage reads cut at random offsets', () => {
     // One archive at a time, so each cut belongs to a known archive. The JSONL sink keeps every
     // row it is given: a byte read twice would show as a row twice.
     const resumed: Array<{ url: string; offset: number; error: string }> = [];
-    const handle = await startServe(config(subscription.name, `jsonl:${out}`, { maxInFlight: '1' }), {
+    const handle = await startServe(config(subscription.name, `jsonl:${out}`, ['--max-in-flight', '1']), {
       logger: {
         log: (_severity, message, fields = {}) => {
           if (message === 'resuming archive read')

@@ -4,6 +4,7 @@ import { openSink } from '../open-sink.js';
 import type { BigQuerySink } from './sink.js';
 import {
   archiveUrl,
+  authClient,
   inserts,
   keys,
   ledger,
@@ -22,6 +23,7 @@ import {
   writeAll,
   writeArchive,
 } from '../../../test/support/bigquery-sink-harness.js';
+import { run } from '../../cli/main.js';
 
 useSinkTestServer();
 
@@ -142,35 +144,34 @@ describe('commit and throughput', () => {
   );
 
   it(
-    'takes the insertAll requests in flight from MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT, and refuses a bad value',
+    'takes the insertAll requests in flight it is opened with (--bigquery-inserts-in-flight), 8 unless told',
     async () => {
-      const env = {
-        MLAB_ETL_BIGQUERY_API_ENDPOINT: server.url,
-        MLAB_ETL_BIGQUERY_ACCESS_TOKEN: 'test',
-        MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT: '24',
-      };
-      const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-      Object.assign(process.env, env);
-      try {
-        const sink = (await openSink(`bigquery:test.${nextPrefix()}`, probeSchemas)) as BigQuerySink;
-        expect(sink.insertsInFlight).toBe(24);
-        await sink.close();
-        delete process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT;
-        const byDefault = (await openSink(`bigquery:test.${nextPrefix()}`, probeSchemas)) as BigQuerySink;
-        expect(byDefault.insertsInFlight).toBe(8);
-        await byDefault.close();
-        for (const bad of ['0', '2.5', 'many', '257']) {
-          process.env.MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT = bad;
-          await expect(openSink('bigquery:test', probeSchemas)).rejects.toThrow(
-            `MLAB_ETL_BIGQUERY_INSERTS_IN_FLIGHT=${bad}: expected an integer from 1 to 256`,
-          );
-        }
-      } finally {
-        for (const [k, v] of Object.entries(saved)) {
-          if (v === undefined) delete process.env[k];
-          else process.env[k] = v;
-        }
-      }
+      const connection = { apiEndpoint: server.url, authClient: authClient() };
+      const told = (await openSink(`bigquery:test.${nextPrefix()}`, probeSchemas, undefined, {
+        bigquery: { ...connection, maxInFlight: 24 },
+      })) as BigQuerySink;
+      expect(told.insertsInFlight).toBe(24);
+      await told.close();
+      const byDefault = (await openSink(`bigquery:test.${nextPrefix()}`, probeSchemas, undefined, {
+        bigquery: connection,
+      })) as BigQuerySink;
+      expect(byDefault.insertsInFlight).toBe(8);
+      await byDefault.close();
+    },
+    T,
+  );
+
+  it(
+    'is what `mlab-etl setup` writes to when the CLI is given the connection in code',
+    async () => {
+      let out = '';
+      const io = { stdout: (t: string) => (out += t), stderr: (t: string) => (out += t), isTTY: false };
+      const prefix = `${nextPrefix()}`;
+      const code = await run(['setup', '--sink', `bigquery:test.${prefix}`, '--bigquery-inserts-in-flight', '2'], io, {
+        bigquery: { apiEndpoint: server.url, authClient: authClient() },
+      });
+      expect(code, out).toBe(0);
+      expect(out).toContain(`created   table   ${prefix}raw_utilization.switch\n`);
     },
     T,
   );

@@ -31,6 +31,7 @@ import { Inserter, makeItem, type Item, type Origin, type Target } from './inser
 import { DEFAULT_RETRY, Retrier, type RetryPolicy } from './retry.js';
 import type { BigQuerySinkStats, SinkObserver } from './stats.js';
 import { LEDGER_DATASET, TableSetup } from './tables.js';
+import { DEFAULT_BIGQUERY_INSERTS_IN_FLIGHT } from '../defaults.js';
 
 export { LEDGER_DATASET } from './tables.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
@@ -95,7 +96,7 @@ export class BigQuerySink implements Sink {
     options: BigQuerySinkOptions,
   ) {
     const prefix = options.datasetPrefix ?? '';
-    this.insertsInFlight = options.maxInFlight ?? 8;
+    this.insertsInFlight = options.maxInFlight ?? DEFAULT_BIGQUERY_INSERTS_IN_FLIGHT;
     this.description = `bigquery:${options.projectId}${prefix ? `.${prefix}` : ''}`;
     const retrier = new Retrier({ ...DEFAULT_RETRY, ...options.retry }, this.stats, options.observer);
     this.tables = new TableSetup(

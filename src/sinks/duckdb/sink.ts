@@ -42,12 +42,8 @@ import { planView } from '../../schema/views.js';
 import { jsonlBytes, type RowBatch } from '../../rows/row-batch.js';
 import type { CommitResult, Sink } from '../sink.js';
 import type { TableRef } from '../../schema/tables.js';
+import { DEFAULT_DUCKDB_MEMORY } from '../defaults.js';
 
-/**
- * DuckDB's own memory limit (MLAB_ETL_DUCKDB_MEMORY_LIMIT changes it). Rows go to Parquet files a
- * load at a time; only the small ledger tables are DuckDB tables.
- */
-export const DEFAULT_DUCKDB_MEMORY = '256MB';
 /** read_json's maximum_object_size (it sizes its buffer by it): enough for any row BigQuery takes (10 MB). */
 const MAX_ROW_TEXT = 10 * 1024 * 1024;
 /**
