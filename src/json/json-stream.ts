@@ -83,10 +83,7 @@ class ValueScanner {
         i = this.open(text, i);
       }
       const closedAt = this.scalar ? this.scanScalar(text, i) : this.scanStructure(text, i);
-      if (closedAt < 0) {
-        i = text.length;
-        break;
-      }
+      if (closedAt < 0) break; // the value goes on in the next chunk
       i = closedAt;
       yield this.close(text.slice(start, closedAt));
       start = -1;
