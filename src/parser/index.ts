@@ -11,9 +11,17 @@ export {
   defineParser,
   type ArchiveInfo,
   type ParsedRow,
+  type ParsedRows,
   type Parser,
   type ParserContext,
   type ParserInput,
+  type PipelineColumns,
+  type UntypedRow,
 } from './api.js';
+// The row of each table, generated from its schema (npm run types): defineParser<SwitchRow>(...).
+export type { Annotation2Row } from './types/annotation2.js';
+export type { Hopannotation2Row } from './types/hopannotation2.js';
+export type { Ndt7Measurement, Ndt7Row } from './types/ndt7.js';
+export type { SwitchRow } from './types/switch.js';
 export { GroupedRows, type GroupedRowsOptions } from './grouped-rows.js';
 export { isRecord, microsecondTime, readOneJson, toNumber } from './helpers.js';
