@@ -19,9 +19,6 @@ export {
   type UntypedRow,
 } from './api.js';
 // The row of each table, generated from its schema (npm run types): defineParser<SwitchRow>(...).
-export type { Annotation2Row } from './types/annotation2.js';
-export type { Hopannotation2Row } from './types/hopannotation2.js';
-export type { Ndt7Measurement, Ndt7Row } from './types/ndt7.js';
-export type { SwitchRow } from './types/switch.js';
+export type * from './types/index.js';
 export { GroupedRows, type GroupedRowsOptions } from './grouped-rows.js';
 export { isRecord, microsecondTime, readOneJson, toNumber } from './helpers.js';

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SchemaSet } from './schema-set.js';
-import { ROW_TYPES_DIR, rowTypeName, rowTypesModule, typeBaseName } from './row-types.js';
+import { ROW_TYPES_DIR, rowTypeName, rowTypesIndex, rowTypesModule, typeBaseName } from './row-types.js';
 
 const schemas = SchemaSet.load();
 const update = process.env.UPDATE_TYPES === '1';
@@ -24,9 +24,28 @@ describe('src/parser/types', () => {
     });
   }
 
+  const generated = (): string[] =>
+    existsSync(ROW_TYPES_DIR)
+      ? readdirSync(ROW_TYPES_DIR)
+          .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
+          .map((f) => f.slice(0, -3))
+      : [];
+
   it('holds no file for a datatype that no longer exists', () => {
-    const files = existsSync(ROW_TYPES_DIR) ? readdirSync(ROW_TYPES_DIR).filter((f) => f.endsWith('.ts')) : [];
-    expect(files.map((f) => f.slice(0, -3)).filter((d) => !schemas.has(d) || d.startsWith('_'))).toEqual([]);
+    expect(generated().filter((d) => !schemas.has(d) || d.startsWith('_'))).toEqual([]);
+  });
+
+  // Runs after the files above (vitest runs a file's tests in order), so an update sees them all.
+  it('index.ts exports the types of every file', async () => {
+    const file = path.join(ROW_TYPES_DIR, 'index.ts');
+    const modules = generated().map((datatype) => ({
+      datatype,
+      text: readFileSync(path.join(ROW_TYPES_DIR, `${datatype}.ts`), 'utf8'),
+    }));
+    const expected = await rowTypesIndex(modules);
+    if (update) writeFileSync(file, expected);
+    expect(readFileSync(file, 'utf8'), `${file} is stale: run npm run types`).toBe(expected);
+    expect(expected).toContain("export type { Ndt7Measurement, Ndt7Row } from './ndt7.js';");
   });
 
   it('types 64-bit integers as number | bigint and keeps required columns required', async () => {
