@@ -11,6 +11,7 @@
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
+import { EtlError } from '../../src/errors.js';
 import { DEFAULT_LIMITS } from '../../src/limits.js';
 import type { ParsedRow, Parser } from '../../src/parser/api.js';
 import { entryBatches, type EntryJob } from '../../src/rows/entry-rows.js';
@@ -76,6 +77,16 @@ export function goldenCases(datatype: string, root: string = TESTDATA_DIR): Gold
     });
 }
 
+/** A sink's row text without its `parser` column, which must be the provenance the entry was given. */
+function withoutProvenance(text: string, provenance: EntryJob['provenance']): string {
+  // The sink's text holds integers beyond 2^53 as strings: JSON.parse keeps it exact.
+  const { parser, ...row } = JSON.parse(text) as Record<string, unknown>;
+  if (JSON.stringify(parser) !== JSON.stringify(provenance)) {
+    throw new Error(`a row's parser provenance is ${JSON.stringify(parser)}, not the entry's`);
+  }
+  return JSON.stringify(row);
+}
+
 /**
  * Runs a case's input through the production entry path as an entry of that name, with fixed
  * provenance, and gives what a sink and the rejects table would receive.
@@ -126,19 +137,15 @@ export async function runGoldenCase(parser: Parser, c: GoldenCase, schemas?: Sch
         errors.push(JSON.stringify({ code: r.code, ...at, message: r.message }));
       }
       batch.indices.forEach((index, i) => {
-        // The sink's text holds integers beyond 2^53 as strings: JSON.parse keeps it exact.
-        const { parser: _provenance, ...row } = JSON.parse(rowBytes(batch, i).toString('utf8')) as Record<
-          string,
-          unknown
-        >;
-        rows.push(JSON.stringify(row));
+        rows.push(withoutProvenance(rowBytes(batch, i).toString('utf8'), job.provenance));
         const { id, ...rest } = yielded[index] as ParsedRow;
         objects.push({ id, date: c.date, ...rest });
       });
     }
   } catch (err) {
-    const e = err as { code: string; message: string };
-    errors.push(JSON.stringify({ code: e.code, message: e.message, failed: true }));
+    // entryBatches fails an entry with an EtlError; anything else is the runner's own error.
+    if (!(err instanceof EtlError)) throw err;
+    errors.push(JSON.stringify({ code: err.code, message: err.message, failed: true }));
   }
   return { rows, objects, errors };
 }
