@@ -5,7 +5,16 @@
  * server measurement's TCPInfo, as M-Lab computes it.
  */
 import path from 'node:path';
-import { defineParser, EtlError, isRecord, microsecondTime, readOneJson, toNumber } from '../src/parser/index.js';
+import {
+  defineParser,
+  EtlError,
+  isRecord,
+  microsecondTime,
+  readOneJson,
+  toNumber,
+  type Ndt7Row,
+  type ParsedRows,
+} from '../src/parser/index.js';
 
 const TIMES = ['StartTime', 'EndTime'];
 
@@ -26,11 +35,11 @@ function cleanDirection(d: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-function summary(direction: 'Download' | 'Upload', d: Record<string, unknown>, uuid: string): Record<string, unknown> {
+function summary(direction: 'Download' | 'Upload', d: Record<string, unknown>, uuid: string): Ndt7Row['a'] {
   const measurements = Array.isArray(d.ServerMeasurements) ? d.ServerMeasurements : [];
   const last: unknown = measurements.at(-1);
   const tcp = isRecord(last) && isRecord(last.TCPInfo) ? last.TCPInfo : null;
-  const a: Record<string, unknown> = {
+  const a: Ndt7Row['a'] = {
     UUID: uuid,
     ...(typeof d.StartTime === 'string' ? { TestTime: microsecondTime(d.StartTime) } : {}),
     CongestionControl: 'bbr',
@@ -49,12 +58,12 @@ function summary(direction: 'Download' | 'Upload', d: Record<string, unknown>, u
   return a;
 }
 
-export default defineParser({
+export default defineParser<Ndt7Row>({
   name: 'ndt7',
   description: 'NDT7 download and upload tests (ndt-server): one row per test, keyed by connection UUID',
   accepts: (name) => /\.json(\.gz)?$/.test(name) && path.posix.basename(name).includes('ndt7'),
 
-  async *parse(input) {
+  async *parse(input): ParsedRows<Ndt7Row> {
     const doc = await readOneJson(input.body, input.limits);
     if (!isRecord(doc))
       throw new EtlError('invalid_record', 'an ndt7 result must be a JSON object', { stage: 'parser' });
@@ -73,6 +82,7 @@ export default defineParser({
       if (k === 'Download' || k === 'Upload') raw[k] = isRecord(v) ? cleanDirection(v) : v;
       else raw[k] = TIMES.includes(k) && typeof v === 'string' ? microsecondTime(v) : v;
     }
+    // raw is the document as ndt-server wrote it, untyped: the schema validator checks its shape.
     yield { id, a: summary(direction, d, id), raw };
   },
 });

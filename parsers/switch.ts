@@ -7,7 +7,15 @@
  * Rows: one per (machine, site, sample timestamp), with every metric's sample of that moment in
  * `raw.Metrics` and a summary in `a`, sorted by timestamp. Same rules as M-Lab's parser.
  */
-import { defineParser, EtlError, GroupedRows, jsonValues, type ParsedRow } from '../src/parser/index.js';
+import {
+  defineParser,
+  EtlError,
+  GroupedRows,
+  jsonValues,
+  type ParsedRow,
+  type ParsedRows,
+  type SwitchRow,
+} from '../src/parser/index.js';
 
 const MACHINE = /mlab[0-9]/;
 const SITE = /s1[-.]([a-z]{3}[0-9t]{2})/;
@@ -18,14 +26,19 @@ const V2_SUFFIXES = ['switch.jsonl', 'switch.jsonl.gz'];
 const LOCAL_OCTETS_BUG_AFTER = '2020-09-09';
 const LOCAL_OCTETS_BUG_BEFORE = '2022-01-19';
 
+type Summary = SwitchRow['a'];
+/** A metric's field in the summary (SwitchOctetsUplinkRx); its counter's is the name + Counter. */
+type SummaryField = Exclude<keyof Summary, 'Machine' | 'Site' | 'CollectionTime' | `${string}Counter`>;
+
 /** The 20 metrics with a summary field: K in octets, unicast, broadcast, errors, discards; S in uplink, local; D in rx, tx. */
-const SUMMARY_FIELDS = new Map<string, string>();
+const SUMMARY_FIELDS = new Map<string, SummaryField>();
 for (const k of ['octets', 'unicast', 'broadcast', 'errors', 'discards']) {
   for (const s of ['uplink', 'local']) {
     for (const d of ['rx', 'tx']) {
       SUMMARY_FIELDS.set(
         `switch.${k}.${s}.${d}`,
-        ['switch', k, s, d].map((w) => w[0]?.toUpperCase() + w.slice(1)).join(''),
+        // The names the schema lists: a name missing there fails every row's validation.
+        ['switch', k, s, d].map((w) => w[0]?.toUpperCase() + w.slice(1)).join('') as SummaryField,
       );
     }
   }
@@ -48,10 +61,7 @@ interface MetricObject {
   sample: unknown[];
 }
 
-interface SwitchRow extends ParsedRow {
-  a: Record<string, unknown>;
-  raw: { Metrics: { metric: string; hostname: string; experiment: string; sample: Sample[] }[] };
-}
+type Row = ParsedRow<SwitchRow>;
 
 function isInt(v: unknown): v is Int {
   return typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v));
@@ -91,17 +101,17 @@ function summaryValue(value: Int): Int {
   return typeof value === 'bigint' ? value : Math.trunc(value);
 }
 
-export default defineParser({
+export default defineParser<SwitchRow>({
   name: 'switch',
   description: 'DISCO switch port counters (utilization): one row per machine, site and 10 s sample',
   accepts: (name) => SUFFIXES.some((s) => name.endsWith(s)),
 
-  async *parse(input, context) {
+  async *parse(input, context): ParsedRows<SwitchRow> {
     const v1 = !V2_SUFFIXES.some((s) => input.name.endsWith(s));
     const bugWindow = input.archive.date > LOCAL_OCTETS_BUG_AFTER && input.archive.date < LOCAL_OCTETS_BUG_BEFORE;
     // Rows are grouped until the file ends (they come out sorted by time); past
     // groupedRowsInMemory they wait in a temporary file, so memory stays flat.
-    const rows = new GroupedRows<SwitchRow & { ts: number }>({
+    const rows = new GroupedRows<Row & { ts: number }>({
       maxInMemory: input.limits.groupedRowsInMemory,
       maxRows: Math.min(input.limits.maxRowsPerEntry, input.limits.maxGroupedRows),
       compare: (x, y) => x.ts - y.ts || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0),
@@ -160,7 +170,7 @@ export default defineParser({
           });
           if (field !== undefined) {
             row.a[field] = zeroed ? 0 : summaryValue(sample.value);
-            row.a[`${field}Counter`] = zeroed ? 0 : (sample.counter ?? 0);
+            row.a[`${field}Counter` as const] = zeroed ? 0 : (sample.counter ?? 0);
           }
         }
       }

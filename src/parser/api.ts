@@ -29,11 +29,33 @@ export interface ParserInput {
   limits: ParserLimits;
 }
 
-/** A row as a parser makes it: `id` plus the datatype's own columns (`a`, `raw`, ...). */
-export interface ParsedRow {
+/** The columns the pipeline adds to every row: a parser never yields them. */
+export type PipelineColumns = 'date' | 'parser';
+
+/** A row of a parser that names no row type: `id` plus any columns. */
+export interface UntypedRow {
   id: string;
   [column: string]: unknown;
 }
+
+/**
+ * A row as a parser makes it: the table's row (`Row`, a type generated from the schema such as
+ * SwitchRow) without the columns the pipeline adds, with `id` required. Untyped: `id` plus the
+ * datatype's own columns (`a`, `raw`, ...), whatever they hold. Never `date` or `parser`: the
+ * pipeline's values would be replaced by the parser's.
+ */
+export type ParsedRow<Row extends object = UntypedRow> = Omit<Row, PipelineColumns> & {
+  id: string;
+  date?: never;
+  parser?: never;
+};
+
+/**
+ * What an `async *parse` yields, for its return type: `async *parse(input, context):
+ * ParsedRows<SwitchRow>`. TypeScript then checks each yielded row on its own, unknown columns
+ * included; without it, only the types of the columns the schema has and its required ones are.
+ */
+export type ParsedRows<Row extends object = UntypedRow> = AsyncGenerator<ParsedRow<Row>, void, undefined>;
 
 export interface ParserContext {
   /**
@@ -47,7 +69,8 @@ export interface ParserContext {
   ): void;
 }
 
-export interface Parser {
+/** A parser of rows of type `Row` (the generated row type of its table), or untyped ones. */
+export interface Parser<Row extends object = UntypedRow> {
   /** The datatype, as in the archive path (`gs://.../<experiment>/<datatype>/...`). */
   readonly name: string;
   /** One line for `mlab-etl parsers`. */
@@ -55,10 +78,15 @@ export interface Parser {
   /** A cheap test on the entry name: does this parser read it? Others are skipped as not_parsable. */
   accepts(entryName: string): boolean;
   /** The rows of one entry. Throw an EtlError (invalid_json, invalid_record, ...) to fail the entry. */
-  parse(input: ParserInput, context: ParserContext): AsyncIterable<ParsedRow> | Iterable<ParsedRow>;
+  parse(input: ParserInput, context: ParserContext): AsyncIterable<ParsedRow<Row>> | Iterable<ParsedRow<Row>>;
 }
 
-/** Declares a parser; `parsers/<datatype>.ts` default-exports one. */
-export function defineParser(parser: Parser): Parser {
+/**
+ * Declares a parser; `parsers/<datatype>.ts` default-exports one. `defineParser<SwitchRow>({...})`
+ * checks at compile time that the rows it yields have the table's required columns and its column
+ * types (see ParsedRows for unknown columns); `defineParser({...})` leaves the rows to the schema
+ * validator, which checks every row at run time either way.
+ */
+export function defineParser<Row extends object = UntypedRow>(parser: Parser<Row>): Parser<Row> {
   return parser;
 }

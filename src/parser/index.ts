@@ -11,9 +11,14 @@ export {
   defineParser,
   type ArchiveInfo,
   type ParsedRow,
+  type ParsedRows,
   type Parser,
   type ParserContext,
   type ParserInput,
+  type PipelineColumns,
+  type UntypedRow,
 } from './api.js';
+// The row of each table, generated from its schema (npm run types): defineParser<SwitchRow>(...).
+export type * from './types/index.js';
 export { GroupedRows, type GroupedRowsOptions } from './grouped-rows.js';
 export { isRecord, microsecondTime, readOneJson, toNumber } from './helpers.js';

@@ -216,7 +216,8 @@ export class SchemaSet {
     return objectFields(schema, name, (ref) => this.resolve(ref, name));
   }
 
-  private resolve(ref: string, from: string): Json {
+  /** The node a `$ref` of schema `from` points at: `#/...` within it, `urn:mlab-etl:schema:<name>#/...` in another. */
+  resolve(ref: string, from: string): Json {
     const [base, pointer = ''] = ref.split('#');
     const doc = base
       ? this.get(base.startsWith(SCHEMA_ID_PREFIX) ? base.slice(SCHEMA_ID_PREFIX.length) : base)
