@@ -10,10 +10,10 @@
  * been read or the reading stops.
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { EtlError } from '../errors.js';
+import { scratchSubdir } from '../scratch.js';
 
 export interface GroupedRowsOptions<R> {
   /** Rows held in memory; more are written to a temporary file. */
@@ -73,7 +73,7 @@ class HashSet31 {
   }
 }
 
-/** Where spilled rows go: the OS temporary directory unless set (worker threads use their pool's). */
+/** Where spilled rows go: the process's scratch directory unless set (worker threads use their pool's). */
 let spillRoot: string | null = null;
 
 /**
@@ -211,7 +211,7 @@ export class GroupedRows<R> {
       this.spilledKeys = new HashSet31();
       for (const key of this.held.keys()) this.spilledKeys.add(keyHash(key));
     }
-    this.dir ??= mkdtempSync(path.join(spillRoot ?? os.tmpdir(), 'mlab-etl-rows-'));
+    this.dir ??= spillRoot === null ? scratchSubdir('rows-') : mkdtempSync(path.join(spillRoot, 'rows-'));
     const file = path.join(this.dir, `${this.runs.length}.run`);
     const fd = openSync(file, 'w');
     try {

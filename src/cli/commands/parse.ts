@@ -5,6 +5,7 @@ import { DEFAULT_LIMITS, type Limits } from '../../limits.js';
 import { findArchives, localArchive } from '../../source/local-source.js';
 import { VERSION } from '../../package-info.js';
 import { processArchive, type ArchiveResult } from '../../pipeline/process-archive.js';
+import { removeScratch } from '../../scratch.js';
 import { Registry } from '../../parser/registry.js';
 import { SchemaSet } from '../../schema/schema-set.js';
 import { DEFAULT_SINK, openSink } from '../../sinks/open-sink.js';
@@ -101,6 +102,19 @@ async function parse(paths: string[], opts: ParseOptions, { io, bigquery }: Comm
   const results: ArchiveResult[] = [];
   const started = Date.now();
   let pool: EntryPool | undefined;
+  // Interrupted, the run leaves no temporary file behind: what is committed stays, the archive
+  // being parsed has no ledger record and is parsed again by the same command.
+  const stop = (signal: NodeJS.Signals): void => {
+    progress.clear();
+    removeScratch();
+    io.stderr(
+      `mlab-etl: ${signal}: stopped after ${results.length} of ${sources.length} archives; ` +
+        'those are stored and in the ledger, the one being parsed is not: run the same command again to finish\n',
+    );
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   try {
     if (workers > 0) pool = await EntryPool.start({ workers });
     for (const source of sources) {
@@ -122,6 +136,8 @@ async function parse(paths: string[], opts: ParseOptions, { io, bigquery }: Comm
       results.push(result);
     }
   } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
     progress.clear();
     await pool?.close();
     await sink.close();

@@ -9,11 +9,10 @@
  * BODY_WINDOW of them wait in a worker, and a worker stops parsing while OUTPUT_WINDOW of its
  * batches wait for the pipeline.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { EtlError, isErrorCode } from '../../errors.js';
+import { scratchSubdir } from '../../scratch.js';
 import type { EntryBatch, EntryJob } from '../../rows/entry-rows.js';
 
 /** Bytes of an entry sent to a worker and not yet read by its parser. */
@@ -346,7 +345,7 @@ export class EntryPool {
   private nextId = 1;
 
   /** The threads' temporary files (grouped rows), removed on close: terminate() runs no cleanup in them. */
-  private readonly spillRoot = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-pool-'));
+  private readonly spillRoot = scratchSubdir('pool-');
 
   private constructor(options: EntryPoolOptions) {
     this.slots = Array.from(

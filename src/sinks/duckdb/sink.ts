@@ -23,18 +23,18 @@ import {
   existsSync,
   fsyncSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
+  readdirSync,
   renameSync,
   rmSync,
   type WriteStream,
 } from 'node:fs';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { EtlError, storageError } from '../../errors.js';
+import { scratchSubdir, trackTemporary } from '../../scratch.js';
 import type { ArchiveRecord, RejectRecord } from '../../ledger/records.js';
 import { stringifyBigQuery } from '../../json/lossless-json.js';
 import { duckdbType, quoteIdent, type SchemaSet } from '../../schema/schema-set.js';
@@ -114,7 +114,7 @@ export class DuckDbSink implements Sink {
   readonly description: string;
   /** Where the rows' Parquet files are, one directory per table. */
   readonly dataDir: string;
-  private readonly tmp = mkdtempSync(path.join(os.tmpdir(), 'mlab-etl-duckdb-'));
+  private readonly tmp = scratchSubdir('duckdb-');
   /**
    * What each archive has buffered, by archive then target: an archive's commit (or failure)
    * concerns its own rows, rejects and record only, whatever else is being processed.
@@ -169,6 +169,7 @@ export class DuckDbSink implements Sink {
     try {
       const conn = await instance.connect();
       sink = new DuckDbSink(file, instance, conn, schemas, options.fileBytes ?? FILE_BYTES);
+      sink.removePartials();
       await sink.refuseOldLayout();
       await sink.createTable('main', '_rejects', '_rejects');
       await sink.createTable('main', '_archives', '_archives');
@@ -179,6 +180,18 @@ export class DuckDbSink implements Sink {
       throw err instanceof EtlError
         ? err
         : new EtlError('sink_error', `${file}: ${(err as Error).message}`, { stage: 'sink', cause: err });
+    }
+  }
+
+  /**
+   * Parquet files a killed process was writing (`*.partial`): only one process can have the
+   * database open for writing, so any found now belong to a process that is gone.
+   */
+  private removePartials(): void {
+    if (!existsSync(this.dataDir)) return;
+    for (const entry of readdirSync(this.dataDir, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile() && entry.name.endsWith('.partial'))
+        rmSync(path.join(entry.parentPath, entry.name), { force: true });
     }
   }
 
@@ -252,6 +265,7 @@ export class DuckDbSink implements Sink {
    */
   private async copyToParquet(select: string, file: string): Promise<void> {
     const partial = `${file}.${randomUUID()}.partial`;
+    const untrack = trackTemporary(partial);
     try {
       await this.conn.run(
         `COPY (${select}) TO ${sqlString(partial)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${ROW_GROUP_BYTES}')`,
@@ -261,6 +275,7 @@ export class DuckDbSink implements Sink {
       fsyncPath(path.dirname(file));
     } finally {
       rmSync(partial, { force: true });
+      untrack();
     }
   }
 

@@ -1,0 +1,107 @@
+// `parse` stopped mid-archive by SIGINT, SIGTERM or SIGKILL leaves no temporary file of parsed
+// rows behind: the signals clean up at once, and after a kill -9 the next run removes what the
+// dead process left. Through the real command, in a child process with a temporary directory of
+// its own.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PACKAGE_ROOT } from '../../src/package-info.js';
+import { buildArchive } from '../support/archives.js';
+import { tempDir, waitFor } from '../support/helpers.js';
+
+/** A switch archive that takes a few seconds: 4 files of 3,000 ten-second samples of 8 metrics. */
+async function slowArchive(root: string): Promise<string> {
+  const metrics = ['uplink.tx', 'uplink.rx', 'local.tx', 'local.rx'].flatMap((m) => [
+    `switch.octets.${m}`,
+    `switch.unicast.${m}`,
+  ]);
+  const entries = Array.from({ length: 4 }, (_, f) => {
+    const lines = metrics.map((metric) => {
+      const sample = Array.from({ length: 3000 }, (_, i) => ({
+        timestamp: 1639440000 + f * 30000 + i * 10,
+        value: i,
+        counter: 1e9 + i,
+      }));
+      return JSON.stringify({ experiment: 's1-abc01.measurement-lab.org', hostname: 'mlab1-abc01', metric, sample });
+    });
+    return { name: `2021/12/14/2021121${f}T000000-switch.jsonl`, content: `${lines.join('\n')}\n` };
+  });
+  const dir = path.join(root, 'archives/utilization/switch/2021/12/14');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, '20211214T000000.000000Z-switch-mlab1-abc01-utilization.tgz');
+  writeFileSync(file, await buildArchive(entries));
+  return file;
+}
+
+/** Files under `dir`, as paths relative to it; in a temporary directory, only mlab-etl's (tsx keeps its cache there too). */
+function filesUnder(dir: string, only = ''): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .filter((f) => f.startsWith(only));
+}
+
+function parse(archive: string, db: string, tmp: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(PACKAGE_ROOT, 'src/cli/main.ts'),
+      'parse',
+      archive,
+      '--sink',
+      `duckdb:${db}`,
+      '--no-progress',
+      '--limit',
+      'groupedRowsInMemory=100',
+    ],
+    { cwd: PACKAGE_ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))),
+  );
+  return { child, exited, stderr: () => stderr };
+}
+
+describe('parse interrupted mid-archive', () => {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    it(`${signal}: exits ${code}, says what was done, and leaves no temporary file`, async () => {
+      const root = tempDir('interrupt');
+      const tmp = path.join(root, 'tmp');
+      mkdirSync(tmp);
+      const archive = await slowArchive(root);
+      const run = parse(archive, path.join(root, 'x.duckdb'), tmp);
+      // Spilled rows on disk: the archive is being parsed.
+      await waitFor('spilled rows', () => filesUnder(tmp, 'mlab-etl-').some((f) => f.endsWith('.run')), 60_000);
+      run.child.kill(signal);
+      expect(await run.exited).toBe(code);
+      expect(run.stderr()).toContain(`${signal}: stopped after 0 of 1 archives`);
+      expect(filesUnder(tmp, 'mlab-etl-')).toEqual([]);
+      expect(filesUnder(path.join(root, 'x.data')).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    }, 90_000);
+  }
+
+  it('SIGKILL: the next run removes what the killed process left', async () => {
+    const root = tempDir('interrupt');
+    const tmp = path.join(root, 'tmp');
+    mkdirSync(tmp);
+    const archive = await slowArchive(root);
+    const killed = parse(archive, path.join(root, 'x.duckdb'), tmp);
+    await waitFor('spilled rows', () => filesUnder(tmp, 'mlab-etl-').some((f) => f.endsWith('.run')), 60_000);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    const left = filesUnder(tmp, 'mlab-etl-');
+    expect(left.length).toBeGreaterThan(0); // a kill -9 cannot clean up
+    const next = parse(archive, path.join(root, 'x.duckdb'), tmp);
+    expect(await next.exited, next.stderr()).toBe(0);
+    expect(filesUnder(tmp, 'mlab-etl-')).toEqual([]);
+  }, 120_000);
+});
