@@ -5,14 +5,15 @@
  * combining the parts of a row that were written at different times. The rows come out exactly
  * as if every one had been held: sorted, each combined in input order.
  *
- * The files hold parsed values (v8 serialisation keeps bigints), never entry bytes, live in
- * a directory of their own under the OS temporary directory and are removed when the rows have
- * been read or the reading stops.
+ * The files hold parsed values (v8 serialisation keeps bigints) in deflated blocks, never entry
+ * bytes, live in the process's scratch directory (src/scratch.ts) and are removed when the rows
+ * have been read or the reading stops.
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { EtlError } from '../errors.js';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { EtlError, isNoSpace, storageError } from '../errors.js';
 import { scratchSubdir } from '../scratch.js';
 
 export interface GroupedRowsOptions<R> {
@@ -26,7 +27,8 @@ export interface GroupedRowsOptions<R> {
   combine: (earlier: R, later: R) => void;
 }
 
-const READ_BUFFER = 16 * 1024;
+/** Raw bytes of a spilled block: one is held inflated per run while runs are merged (hundreds on a 1 GB entry). */
+const BLOCK_BYTES = 32 * 1024;
 
 /** FNV-1a of the key's UTF-16 code units, in 31 bits (a small integer for V8). */
 function keyHash(key: string): number {
@@ -85,43 +87,72 @@ export function setSpillRoot(dir: string | null): void {
   spillRoot = dir;
 }
 
-/** A spilled run read back one record at a time (4-byte length, then a v8-serialised row). */
+/**
+ * A spilled run read back one record at a time. A run is a sequence of blocks, each a deflated
+ * batch of records (4-byte length, then a v8-serialised row): [compressed length][raw length][data].
+ * One inflated block is held per run, at most BLOCK_BYTES plus its last record.
+ */
 class RunReader<R> {
-  private buf = Buffer.alloc(READ_BUFFER);
-  private start = 0;
-  private end = 0;
-  private eof = false;
+  private block = Buffer.alloc(0);
+  private at = 0;
+  private readonly head = Buffer.alloc(8);
 
   constructor(private readonly fd: number) {}
 
-  private fill(need: number): boolean {
-    if (this.end - this.start >= need) return true;
-    if (this.start > 0) {
-      this.buf.copy(this.buf, 0, this.start, this.end);
-      this.end -= this.start;
-      this.start = 0;
+  private readFully(buf: Buffer, length: number): number {
+    let got = 0;
+    while (got < length) {
+      const n = readSync(this.fd, buf, got, length - got, null);
+      if (n === 0) break;
+      got += n;
     }
-    if (need > this.buf.length) {
-      const bigger = Buffer.alloc(Math.max(need, this.buf.length * 2));
-      this.buf.copy(bigger, 0, 0, this.end);
-      this.buf = bigger;
-    }
-    while (this.end - this.start < need && !this.eof) {
-      const n = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, null);
-      if (n === 0) this.eof = true;
-      this.end += n;
-    }
-    return this.end - this.start >= need;
+    return got;
+  }
+
+  private nextBlock(): boolean {
+    const n = this.readFully(this.head, 8);
+    if (n === 0) return false;
+    const size = this.head.readUInt32LE(0);
+    const data = Buffer.allocUnsafe(size);
+    if (n < 8 || this.readFully(data, size) < size) throw new Error('a spilled run ends inside a block');
+    this.block = inflateRawSync(data);
+    this.at = 0;
+    return true;
   }
 
   next(): R | null {
-    if (!this.fill(4)) return null;
-    const len = this.buf.readUInt32LE(this.start);
-    if (!this.fill(4 + len)) throw new Error('a spilled run ends inside a record');
-    const row = deserialize(this.buf.subarray(this.start + 4, this.start + 4 + len)) as R;
-    this.start += 4 + len;
+    while (this.at >= this.block.length) if (!this.nextBlock()) return null;
+    const len = this.block.readUInt32LE(this.at);
+    if (this.at + 4 + len > this.block.length) throw new Error('a spilled block ends inside a record');
+    const row = deserialize(this.block.subarray(this.at + 4, this.at + 4 + len)) as R;
+    this.at += 4 + len;
     return row;
   }
+}
+
+/** Writes a run: records gathered into blocks of about BLOCK_BYTES, each deflated (rows repeat their field names and hosts). */
+function writeRun<R>(fd: number, rows: R[]): void {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    const data = deflateRawSync(Buffer.concat(parts, bytes), { level: 1 });
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(data.length, 0);
+    head.writeUInt32LE(bytes, 4);
+    writeSync(fd, head);
+    writeSync(fd, data);
+    parts = [];
+    bytes = 0;
+  };
+  for (const row of rows) {
+    const body = serialize(row);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(body.length);
+    parts.push(len, body);
+    bytes += 4 + body.length;
+    if (bytes >= BLOCK_BYTES) flush();
+  }
+  if (bytes > 0) flush();
 }
 
 /** A binary min-heap under `less`. */
@@ -213,17 +244,17 @@ export class GroupedRows<R> {
     }
     this.dir ??= spillRoot === null ? scratchSubdir('rows-') : mkdtempSync(path.join(spillRoot, 'rows-'));
     const file = path.join(this.dir, `${this.runs.length}.run`);
-    const fd = openSync(file, 'w');
     try {
-      for (const row of this.sortedHeld()) {
-        const body = serialize(row);
-        const head = Buffer.alloc(4);
-        head.writeUInt32LE(body.length);
-        writeSync(fd, head);
-        writeSync(fd, body);
+      const fd = openSync(file, 'w');
+      try {
+        writeRun(fd, this.sortedHeld());
+      } finally {
+        closeSync(fd);
       }
-    } finally {
-      closeSync(fd);
+    } catch (err) {
+      // A full disk passes: the entry fails as disk_full, which is retried, not as a parser error.
+      if (isNoSpace(err)) throw storageError(err, `spilling grouped rows to ${this.dir}`, 'parser');
+      throw err;
     }
     this.runs.push(file);
   }

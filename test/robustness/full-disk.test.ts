@@ -1,6 +1,8 @@
 // A full filesystem under each local sink, through the real command: the run says disk_full in
 // one line (no stack trace), nothing it lost is counted as written, and the next run, once space
 // is freed, leaves only valid lines and a ledger that matches the rows stored.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +14,8 @@ import { SchemaSet } from '../../src/schema/schema-set.js';
 import { DuckDbSink } from '../../src/sinks/duckdb/sink.js';
 import { runQuery } from '../../src/sinks/duckdb/query.js';
 import { localArchive } from '../../src/source/local-source.js';
+import { writeSwitchArchive } from '../support/archives.js';
+import { tempDir } from '../support/helpers.js';
 import { smallFilesystem, smallFilesystemUnavailable, type SmallFilesystem } from '../support/small-filesystem.js';
 
 const NDT7 = path.join(
@@ -124,4 +128,63 @@ describe.skipIf(unavailable !== null)('a full filesystem under the DuckDB sink',
     expect(Number(stored.rows[0]?.n)).toBeLessThan(114);
     expect(Number(ledger.rows[0]?.n)).toBe(Number(stored.rows[0]?.n));
   });
+});
+
+describe.skipIf(unavailable !== null)('a full filesystem under the spilled rows', () => {
+  let fs: SmallFilesystem | undefined;
+  afterEach(() => fs?.remove());
+
+  /** `parse` in a child process whose temporary directory is `tmp`, rows to JSONL in `out`; `err` is all it printed. */
+  async function parseWithTmp(
+    archive: string,
+    out: string,
+    tmp: string,
+  ): Promise<{ code: number | null; err: string }> {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(PACKAGE_ROOT, 'src/cli/main.ts'),
+        'parse',
+        archive,
+        '--sink',
+        `jsonl:${out}`,
+        '--no-progress',
+        '--limit',
+        'groupedRowsInMemory=100',
+      ],
+      {
+        cwd: PACKAGE_ROOT,
+        env: { ...process.env, TMPDIR: tmp, TSX_DISABLE_CACHE: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (err += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { code, err };
+  }
+
+  it('spills compactly (3,000 rows an entry within 4 MiB), and a spill that meets a full disk fails as disk_full, to be retried', async () => {
+    const root = tempDir('spill');
+    const archive = await writeSwitchArchive(root, { files: 2, samples: 3000 });
+    // About 4.5 KB a row before (v8 records, uncompressed): 3,000 rows an entry took 13 MB and failed here.
+    fs = smallFilesystem(4 * 1024 * 1024);
+    const roomy = await parseWithTmp(archive, path.join(root, 'out1'), fs.dir);
+    expect(roomy.code, roomy.err).toBe(0);
+    expect(lines(path.join(root, 'out1/raw_utilization/switch.jsonl'))).toHaveLength(6000);
+
+    fs.remove();
+    fs = smallFilesystem(16 * 1024);
+    const full = await parseWithTmp(archive, path.join(root, 'out2'), fs.dir);
+    expect(full.code).toBe(1);
+    expect(full.err).toContain('disk_full');
+    const [record] = lines(path.join(root, 'out2/_archives.jsonl')).map(
+      (l) => JSON.parse(l) as { status: string; error_code: string },
+    );
+    // disk_full ends the archive (retryable: serve nacks it) instead of failing entries as parser errors for good.
+    expect(record).toMatchObject({ status: 'failed', error_code: 'disk_full' });
+  }, 120_000);
 });

@@ -3,36 +3,12 @@
 // dead process left. Through the real command, in a child process with a temporary directory of
 // its own.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
-import { buildArchive } from '../support/archives.js';
+import { writeSwitchArchive } from '../support/archives.js';
 import { tempDir, waitFor } from '../support/helpers.js';
-
-/** A switch archive that takes a few seconds: 4 files of 3,000 ten-second samples of 8 metrics. */
-async function slowArchive(root: string): Promise<string> {
-  const metrics = ['uplink.tx', 'uplink.rx', 'local.tx', 'local.rx'].flatMap((m) => [
-    `switch.octets.${m}`,
-    `switch.unicast.${m}`,
-  ]);
-  const entries = Array.from({ length: 4 }, (_, f) => {
-    const lines = metrics.map((metric) => {
-      const sample = Array.from({ length: 3000 }, (_, i) => ({
-        timestamp: 1639440000 + f * 30000 + i * 10,
-        value: i,
-        counter: 1e9 + i,
-      }));
-      return JSON.stringify({ experiment: 's1-abc01.measurement-lab.org', hostname: 'mlab1-abc01', metric, sample });
-    });
-    return { name: `2021/12/14/2021121${f}T000000-switch.jsonl`, content: `${lines.join('\n')}\n` };
-  });
-  const dir = path.join(root, 'archives/utilization/switch/2021/12/14');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, '20211214T000000.000000Z-switch-mlab1-abc01-utilization.tgz');
-  writeFileSync(file, await buildArchive(entries));
-  return file;
-}
 
 /** Files under `dir`, as paths relative to it; in a temporary directory, only mlab-etl's (tsx keeps its cache there too). */
 function filesUnder(dir: string, only = ''): string[] {
@@ -77,7 +53,7 @@ describe('parse interrupted mid-archive', () => {
       const root = tempDir('interrupt');
       const tmp = path.join(root, 'tmp');
       mkdirSync(tmp);
-      const archive = await slowArchive(root);
+      const archive = await writeSwitchArchive(root, { files: 4, samples: 3000 });
       const run = parse(archive, path.join(root, 'x.duckdb'), tmp);
       // Spilled rows on disk: the archive is being parsed.
       await waitFor('spilled rows', () => filesUnder(tmp, 'mlab-etl-').some((f) => f.endsWith('.run')), 60_000);
@@ -93,7 +69,7 @@ describe('parse interrupted mid-archive', () => {
     const root = tempDir('interrupt');
     const tmp = path.join(root, 'tmp');
     mkdirSync(tmp);
-    const archive = await slowArchive(root);
+    const archive = await writeSwitchArchive(root, { files: 4, samples: 3000 });
     const killed = parse(archive, path.join(root, 'x.duckdb'), tmp);
     await waitFor('spilled rows', () => filesUnder(tmp, 'mlab-etl-').some((f) => f.endsWith('.run')), 60_000);
     killed.child.kill('SIGKILL');

@@ -2,6 +2,8 @@
  * Helpers for tests, also for parser contributors: build real tar/tgz bytes in memory with
  * tar-stream, so tests never mock a stream.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 
@@ -46,4 +48,35 @@ export async function buildArchive(entries: TestEntry[], options: { gzip?: boole
 /** An async iterable of the bytes in chunks of `size`, like a file or network stream. */
 export async function* chunksOf(bytes: Buffer, size = 64 * 1024): AsyncGenerator<Buffer> {
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+/**
+ * Writes a switch archive in M-Lab's layout under `root/archives/` and returns its path: `files`
+ * DISCO files, each with `samples` ten-second samples of 8 metrics (rows: files x samples). Big
+ * ones take seconds to parse and make the parser spill grouped rows.
+ */
+export async function writeSwitchArchive(
+  root: string,
+  { files, samples }: { files: number; samples: number },
+): Promise<string> {
+  const metrics = ['uplink.tx', 'uplink.rx', 'local.tx', 'local.rx'].flatMap((m) => [
+    `switch.octets.${m}`,
+    `switch.unicast.${m}`,
+  ]);
+  const entries = Array.from({ length: files }, (_, f) => {
+    const lines = metrics.map((metric) => {
+      const sample = Array.from({ length: samples }, (_, i) => ({
+        timestamp: 1639440000 + f * samples * 10 + i * 10,
+        value: i,
+        counter: 1e9 + i,
+      }));
+      return JSON.stringify({ experiment: 's1-abc01.measurement-lab.org', hostname: 'mlab1-abc01', metric, sample });
+    });
+    return { name: `2021/12/14/2021121${f}T000000-switch.jsonl`, content: `${lines.join('\n')}\n` };
+  });
+  const dir = path.join(root, 'archives/utilization/switch/2021/12/14');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, '20211214T000000.000000Z-switch-mlab1-abc01-utilization.tgz');
+  writeFileSync(file, await buildArchive(entries));
+  return file;
 }
