@@ -9,7 +9,7 @@
  */
 import type { ArchiveSource } from '../source/archive-source.js';
 import { readArchive, type ArchiveEntry } from '../archive/archive-reader.js';
-import { EtlError, toEtlError, type ErrorCode } from '../errors.js';
+import { ARCHIVE_CODES, EtlError, RETRYABLE_CODES, toEtlError, type ErrorCode } from '../errors.js';
 import type { ArchiveRecord, EntryReject, RejectRecord } from '../ledger/records.js';
 import { limitsWith, type Limits } from '../limits.js';
 import type { EntryPool } from './threads/entry-pool.js';
@@ -59,28 +59,6 @@ export interface ProcessHooks {
 }
 
 const REJECTS_BATCH = 1000;
-/** Archive-level failures surfacing while an entry is read: they end the archive, not just the entry. */
-const ARCHIVE_CODES = new Set<ErrorCode>([
-  'archive_timeout',
-  'too_many_entries',
-  'truncated_archive',
-  'corrupt_archive',
-  'sink_error',
-  'schema_incompatible',
-  'source_unavailable',
-  'object_not_found',
-  'input_not_found',
-]);
-
-/** Archive-level failures worth another attempt later (the service or a fixed schema may be back). */
-const RETRYABLE_CODES = new Set<ErrorCode>([
-  'archive_timeout',
-  'sink_error',
-  'source_unavailable',
-  'schema_incompatible',
-  'internal_error',
-]);
-
 export async function processArchive(
   source: ArchiveSource,
   config: PipelineConfig,

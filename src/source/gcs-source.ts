@@ -143,7 +143,6 @@ export function gcsArchive(storage: Storage, ref: GcsObjectRef, options: GcsSour
             {
               stage: 'input',
               cause: err,
-              retryable: true,
             },
           );
         }
