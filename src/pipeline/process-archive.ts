@@ -79,9 +79,9 @@ export async function processArchive(
       deadline,
       ...(hooks.onBytes ? { onBytes: hooks.onBytes } : {}),
     });
-    const run = { source, identity, parser, limits, deadline, started, version, gitCommit };
-    const writer = new OrderedWriter(ledger, { sink, table, source, started });
-    await readEntries(entries, { ...run, batchRows: config.batchRows ?? 500 }, strategy, writer);
+    const batchRows = config.batchRows ?? 500;
+    const run = { source, identity, parser, limits, deadline, started, version, gitCommit, batchRows };
+    await readEntries(entries, run, strategy, new OrderedWriter(ledger, { sink, table, source, started }));
   } catch (err) {
     ledger.archiveFailed(err);
   }
