@@ -122,7 +122,6 @@ async function* decompressIfGzip(
       if (Date.now() > deadline) {
         throw new EtlError('archive_timeout', `still reading after its time budget, at byte ${total}`, {
           stage: 'archive',
-          retryable: true,
         });
       }
       total += chunk.length;

@@ -193,7 +193,7 @@ function readFailure(err: unknown, { url, ref, offset, resumes, maxResumes }: Re
     return new EtlError(
       'source_unavailable',
       `${url}: read failed at byte ${offset} after ${resumes} resumes: ${(err as Error).message}`,
-      { stage: 'input', cause: err, retryable: true },
+      { stage: 'input', cause: err },
     );
   }
   return null;

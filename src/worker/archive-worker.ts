@@ -6,7 +6,7 @@
  */
 import type { Message, Subscription } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
-import { toEtlError } from '../errors.js';
+import { ERRORS, toEtlError } from '../errors.js';
 import type { Disposition, TaskOutcome } from './dispositions.js';
 import { gcsArchive, gcsUrl, type GcsObjectRef } from '../source/gcs-source.js';
 import type { Limits } from '../limits.js';
@@ -183,7 +183,7 @@ export class Worker {
     } catch (err) {
       const e = toEtlError(err, 'bad_message', 'input');
       this.deps.logger.log('WARNING', 'bad message', { trigger, code: e.code, error: e.message });
-      outcome = { disposition: 'ack', status: 'bad', code: e.code, message: e.message };
+      outcome = { disposition: ERRORS[e.code].disposition, status: 'bad', code: e.code, message: e.message };
     }
     this.deps.metrics.messages.inc({
       trigger,

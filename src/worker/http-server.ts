@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { manualStatus, pushStatus, type TaskOutcome } from './dispositions.js';
-import { EtlError } from '../errors.js';
+import { ERRORS, EtlError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseGsUrl, pushMessage } from './triggers.js';
 import type { Metrics } from './metrics.js';
@@ -38,6 +38,11 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
+}
+
+/** A request nobody can read: acked, since sending it again cannot help (the error table says so). */
+function badMessage(message: string): TaskOutcome {
+  return { disposition: ERRORS.bad_message.disposition, status: 'bad', code: 'bad_message', message };
 }
 
 function outcomeBody(o: TaskOutcome): Record<string, unknown> {
@@ -139,7 +144,7 @@ async function push(
     // A message Pub/Sub delivered but nobody can read (bad base64, no attributes): redelivery cannot help.
     metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
     logger.log('WARNING', 'bad message', { trigger: 'push', error: (err as Error).message });
-    outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
+    outcome = badMessage((err as Error).message);
   }
   send(res, pushStatus(outcome), outcomeBody(outcome));
 }
@@ -160,7 +165,7 @@ async function manual({ worker }: Routes, url: URL, res: ServerResponse): Promis
       'http',
     );
   } catch (err) {
-    outcome = { disposition: 'ack', status: 'bad', code: 'bad_message', message: (err as Error).message };
+    outcome = badMessage((err as Error).message);
   }
   send(res, manualStatus(outcome), outcomeBody(outcome));
 }

@@ -15,7 +15,7 @@ import { SchemaSet } from '../../schema/schema-set.js';
 import { JsonlSink } from '../../sinks/jsonl-sink.js';
 import type { RowBatch } from '../../rows/row-batch.js';
 import type { TableRef } from '../../schema/tables.js';
-import { buildArchive } from '../../../test/support/archives.js';
+import { buildArchive, type TestEntry } from '../../../test/support/archives.js';
 import { tempDir, withTimeout } from '../../../test/support/helpers.js';
 
 // One clock for both runs (the time budget counts from it, so it is now).
@@ -183,11 +183,13 @@ describe('parsing with worker threads', () => {
   }, 60_000);
 
   it('stops at a failed write with the same ledger as one thread, though workers read ahead', async () => {
+    // Directories and unreadable entries between them are counted in order too, not as they are read.
     const bytes = await buildArchive(
-      Array.from({ length: 12 }, (_, k) => ({
-        name: `2021/12/14/e${String(k).padStart(2, '0')}-switch.jsonl`,
-        content: shifted(k),
-      })),
+      Array.from({ length: 12 }, (_, k): TestEntry[] => [
+        { name: `2021/12/14/e${String(k).padStart(2, '0')}-switch.jsonl`, content: shifted(k) },
+        { name: `2021/12/14/d${k}/`, content: '', type: 'directory' },
+        { name: `2021/12/14/l${k}-switch.jsonl`, content: '', type: 'symlink', linkname: 'e00-switch.jsonl' },
+      ]).flat(),
     );
     const file = path.join(
       tempDir('write-fails'),
@@ -203,7 +205,7 @@ describe('parsing with worker threads', () => {
     }
     const one = await store([file], false, (dir) => new FailingSink(dir));
     const many = await store([file], true, (dir) => new FailingSink(dir));
-    expect(one['_archives.jsonl']).toContain('"entries_seen":4');
+    expect(one['_archives.jsonl']).toContain('"entries_seen":10,"directories":3');
     expect(one['_archives.jsonl']).toContain('"error_code":"sink_error"');
     expectSameStored(one, many);
   }, 60_000);
