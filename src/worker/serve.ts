@@ -2,6 +2,7 @@
  * `mlab-etl serve`: the worker, from its checked configuration (src/cli/commands/serve.ts reads
  * the options), until SIGTERM.
  */
+import type { Server } from 'node:http';
 import { Duration, PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { startHttpServer } from './http-server.js';
@@ -87,25 +88,11 @@ export async function startServe(
     version: VERSION,
   });
 
-  let resolveDone: (code: number) => void = () => {};
-  const done = new Promise<number>((r) => (resolveDone = r));
-  let stopping: Promise<number> | null = null;
-  const stop = (): Promise<number> => {
-    stopping ??= (async () => {
-      logger.log('INFO', 'stopping', { inFlight: worker.archivesInFlight, graceSeconds: config.gracePeriodSeconds });
-      const { finished } = await worker.stop(config.gracePeriodSeconds * 1000);
-      if (!finished) logger.log('WARNING', 'grace period over: unfinished archives nacked', {});
-      await new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections();
-      await pubsub?.close();
-      await pool?.close();
-      await sink.close();
-      logger.log('INFO', 'stopped', {});
-      resolveDone(0);
-      return 0;
-    })();
-    return stopping;
-  };
+  const { stop, done } = stopper({ worker, server, logger, graceSeconds: config.gracePeriodSeconds }, async () => {
+    await pubsub?.close();
+    await pool?.close();
+    await sink.close();
+  });
   if (options.handleSignals) {
     process.once('SIGTERM', () => void stop());
     process.once('SIGINT', () => void stop());
@@ -146,4 +133,34 @@ function subscribe(worker: Worker, config: ServeConfig, name: string): PubSub {
   });
   worker.listen(subscription);
   return pubsub;
+}
+
+/**
+ * The graceful stop, once however often it is asked for: no new connection or work, in-flight
+ * archives get the grace period, then every connection still open is cut (a slow or idle client
+ * must not hold the process past it: Kubernetes would kill it mid-archive), then `release`.
+ */
+function stopper(
+  { worker, server, logger, graceSeconds }: { worker: Worker; server: Server; logger: Logger; graceSeconds: number },
+  release: () => Promise<void>,
+): { stop: () => Promise<number>; done: Promise<number> } {
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping: Promise<number> | null = null;
+  const stop = (): Promise<number> => {
+    stopping ??= (async () => {
+      logger.log('INFO', 'stopping', { inFlight: worker.archivesInFlight, graceSeconds });
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      const { finished } = await worker.stop(graceSeconds * 1000);
+      if (!finished) logger.log('WARNING', 'grace period over: unfinished archives nacked', {});
+      server.closeAllConnections();
+      await closed;
+      await release();
+      logger.log('INFO', 'stopped', {});
+      resolveDone(0);
+      return 0;
+    })();
+    return stopping;
+  };
+  return { stop, done };
 }
