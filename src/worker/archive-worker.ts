@@ -45,6 +45,11 @@ const SUBSCRIPTION_ERROR_WINDOW_MS = 30_000;
 
 export class Worker {
   private inFlight = new Set<Promise<unknown>>();
+  /**
+   * Archives in flight or reserved by a push or manual request whose body is still being read:
+   * the --max-in-flight bound counts a request from the moment it is admitted, whatever its timing.
+   */
+  private busy = 0;
   private stopping = false;
   private subscription: Subscription | null = null;
   /** When the subscription's stream last failed; the client reconnects by itself, so it counts for a while only. */
@@ -62,7 +67,22 @@ export class Worker {
 
   /** Whether a push or manual request may start an archive now (pull is bounded by flow control). */
   hasCapacity(): boolean {
-    return this.inFlight.size < (this.deps.maxInFlight ?? Infinity);
+    return this.busy < (this.deps.maxInFlight ?? Infinity);
+  }
+
+  /**
+   * Takes a slot for a push or manual request before its body is read; null when none is free.
+   * The request's archive runs in that slot (`handle(..., { reserved: true })`); the returned
+   * function gives it back, once.
+   */
+  reserve(): (() => void) | null {
+    if (!this.hasCapacity()) return null;
+    this.busy++;
+    let held = true;
+    return () => {
+      if (held) this.busy--;
+      held = false;
+    };
   }
 
   /** Ready: subscribed without a stream error (or push-only), and the sink answers. */
@@ -98,8 +118,9 @@ export class Worker {
   }
 
   /** Processes one archive; never throws. */
-  async processObject(object: GcsObjectRef, trigger: string): Promise<TaskOutcome> {
+  async processObject(object: GcsObjectRef, trigger: string, reserved = false): Promise<TaskOutcome> {
     const { deps } = this;
+    if (!reserved) this.busy++;
     const url = gcsUrl(object.bucket, object.name);
     const task = (async (): Promise<TaskOutcome> => {
       deps.metrics.inFlight.inc();
@@ -166,11 +187,12 @@ export class Worker {
       return await task;
     } finally {
       this.inFlight.delete(task);
+      if (!reserved) this.busy--;
     }
   }
 
   /** Handles a message from any trigger: bad and ignored ones are acked and counted, tasks processed. */
-  async handle(message: PubSubLikeMessage, trigger: string): Promise<TaskOutcome> {
+  async handle(message: PubSubLikeMessage, trigger: string, { reserved = false } = {}): Promise<TaskOutcome> {
     let outcome: TaskOutcome;
     try {
       const t = triggerOf(message);
@@ -178,7 +200,7 @@ export class Worker {
         this.deps.logger.log('INFO', 'message ignored', { trigger, reason: t.reason, detail: t.detail });
         outcome = { disposition: 'ack', status: 'ignored', message: `${t.reason}: ${t.detail}` };
       } else {
-        outcome = await this.processObject(t.object, trigger);
+        outcome = await this.processObject(t.object, trigger, reserved);
       }
     } catch (err) {
       const e = toEtlError(err, 'bad_message', 'input');

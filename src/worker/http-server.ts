@@ -103,11 +103,8 @@ async function route(routes: Routes, req: IncomingMessage, res: ServerResponse):
 }
 
 /** POST /push: a Pub/Sub push delivery, acked (2xx) only once the archive is committed or cannot succeed. */
-async function push(
-  { worker, metrics, logger, options }: Routes,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> {
+async function push(routes: Routes, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { worker, metrics, logger, options } = routes;
   if (options.pushAuth) {
     const auth = await options.pushAuth.verify(req.headers.authorization);
     if (!auth.ok) {
@@ -121,12 +118,24 @@ async function push(
     send(res, 503, { status: 'stopping' });
     return;
   }
-  if (!worker.hasCapacity()) {
+  // The slot is taken before the body is read: a client that sends its headers and waits still
+  // counts against --max-in-flight.
+  const release = worker.reserve();
+  if (!release) {
     // Pub/Sub push backs off on 429 and delivers again: the same bound as streaming pull.
     metrics.messages.inc({ trigger: 'push', outcome: 'busy' });
     send(res, 429, { status: 'busy' });
     return;
   }
+  try {
+    await pushIn(routes, req, res);
+  } finally {
+    release();
+  }
+}
+
+/** A push request admitted to a slot: its envelope read and its archive processed in that slot. */
+async function pushIn({ worker, metrics, logger }: Routes, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let envelope: unknown;
   try {
     envelope = JSON.parse((await readBody(req)).toString('utf8')) as unknown;
@@ -139,7 +148,7 @@ async function push(
   }
   let outcome: TaskOutcome;
   try {
-    outcome = await worker.handle(pushMessage(envelope), 'push');
+    outcome = await worker.handle(pushMessage(envelope), 'push', { reserved: true });
   } catch (err) {
     // A message Pub/Sub delivered but nobody can read (bad base64, no attributes): redelivery cannot help.
     metrics.messages.inc({ trigger: 'push', outcome: 'bad' });
@@ -151,10 +160,19 @@ async function push(
 
 /** GET /v2/worker?filename=gs://...: M-Lab's manual endpoint, answered once the archive is done. */
 async function manual({ worker }: Routes, url: URL, res: ServerResponse): Promise<void> {
-  if (!worker.hasCapacity()) {
+  const release = worker.reserve();
+  if (!release) {
     send(res, 429, { status: 'busy' });
     return;
   }
+  try {
+    send(res, ...(await manualIn(worker, url)));
+  } finally {
+    release();
+  }
+}
+
+async function manualIn(worker: Worker, url: URL): Promise<[number, Record<string, unknown>]> {
   const filename = url.searchParams.get('filename');
   let outcome: TaskOutcome;
   try {
@@ -163,9 +181,10 @@ async function manual({ worker }: Routes, url: URL, res: ServerResponse): Promis
     outcome = await worker.handle(
       { attributes: {}, data: Buffer.from(JSON.stringify({ filename: `gs://${bucket}/${name}` })) },
       'http',
+      { reserved: true },
     );
   } catch (err) {
     outcome = badMessage((err as Error).message);
   }
-  send(res, manualStatus(outcome), outcomeBody(outcome));
+  return [manualStatus(outcome), outcomeBody(outcome)];
 }

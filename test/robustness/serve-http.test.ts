@@ -1,0 +1,101 @@
+// `serve`'s HTTP face against clients that misbehave on purpose: it stops within its grace
+// period whatever they do (in Kubernetes, past terminationGracePeriodSeconds it is killed
+// mid-archive), and --max-in-flight holds whatever their timing.
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { serveConfigOf } from '../../src/cli/commands/serve.js';
+import { silentLogger } from '../../src/log.js';
+import { startServe, type ServeHandle } from '../../src/worker/serve.js';
+import { tempDir } from '../support/helpers.js';
+
+// Cloud Storage at a port nobody listens on: an admitted archive fails (source_unavailable) after
+// its resumes, which keeps it in flight for a few seconds.
+process.env.STORAGE_EMULATOR_HOST = 'http://127.0.0.1:9';
+
+async function config(dir: string, ...more: string[]) {
+  return serveConfigOf(['--allow-bucket', 'archive-mlab-test', '--sink', `jsonl:${dir}`, '--port', '0', ...more]);
+}
+
+describe('serve with slow and idle clients', () => {
+  const sockets: Socket[] = [];
+  let serve: ServeHandle | undefined;
+  afterEach(async () => {
+    for (const s of sockets) s.destroy();
+    await serve?.stop();
+  });
+
+  it('stops within the grace period while clients trickle headers or sit idle', async () => {
+    serve = await startServe(await config(tempDir('shutdown'), '--grace-period', '1'), { logger: silentLogger });
+    const port = serve.port;
+    const trickles: NodeJS.Timeout[] = [];
+    for (let i = 0; i < 3; i++) {
+      const slow = connect(port, '127.0.0.1');
+      sockets.push(slow);
+      slow.on('error', () => undefined);
+      // A request whose headers never end: a byte every 200 ms.
+      const text = 'POST /push HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(10_000);
+      let at = 0;
+      trickles.push(setInterval(() => slow.write(text[at++ % text.length] ?? 'a'), 200));
+    }
+    const idle = connect(port, '127.0.0.1');
+    sockets.push(idle);
+    idle.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    const started = Date.now();
+    await serve.stop();
+    const seconds = (Date.now() - started) / 1000;
+    for (const t of trickles) clearInterval(t);
+    // The grace period (1 s) and the closing of the sink, nothing more.
+    expect(seconds).toBeLessThan(3);
+  }, 30_000);
+});
+
+describe('serve under a header-then-body push flood', () => {
+  let serve: ServeHandle | undefined;
+  afterEach(async () => {
+    await serve?.stop();
+  });
+
+  it('admits --max-in-flight requests however their bodies are timed; the rest get 429', async () => {
+    serve = await startServe(await config(tempDir('flood'), '--max-in-flight', '2', '--grace-period', '1'), {
+      logger: silentLogger,
+    });
+    const port = serve.port;
+    const name = 'ndt/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-ndt.tgz';
+    const body = JSON.stringify({
+      message: {
+        attributes: {
+          bucketId: 'archive-mlab-test',
+          objectId: name,
+          eventType: 'OBJECT_FINALIZE',
+          objectGeneration: '1',
+        },
+        data: Buffer.from(JSON.stringify({ name, bucket: 'archive-mlab-test', size: '1000' })).toString('base64'),
+        messageId: '1',
+      },
+      subscription: 'projects/p/subscriptions/s',
+    });
+    // 12 clients send their headers at once, wait a second, then their bodies. Those refused are
+    // answered at once; the admitted ones stay in flight (their archive cannot be read), so what
+    // came back within 3 s is exactly the refused.
+    const sockets: Socket[] = [];
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const socket = connect(port, '127.0.0.1');
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.on('data', (d: Buffer) => {
+        const status = /^HTTP\/1\.1 (\d+)/.exec(d.toString())?.[1];
+        if (status) statuses.push(Number(status));
+      });
+      socket.write(
+        `POST /push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      );
+      setTimeout(() => socket.write(body), 1000);
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const s of sockets) s.destroy();
+    expect(statuses, `statuses ${statuses.join(' ')}`).toEqual(Array.from({ length: 10 }, () => 429));
+    expect(serve.worker.archivesInFlight).toBe(2);
+  }, 30_000);
+});
