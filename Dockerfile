@@ -8,7 +8,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 # Dependencies first, for the layer cache; `prepare` (the build) runs below, with the sources.
 RUN npm ci --no-audit --no-fund --ignore-scripts
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY parsers ./parsers
 COPY schemas ./schemas

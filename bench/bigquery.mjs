@@ -14,7 +14,8 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { OAuth2Client } from 'google-auth-library';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -28,8 +29,16 @@ const dist = (p) => import(path.join(DIST, p));
 const { BigQuerySink } = await dist('src/sinks/bigquery/sink.js');
 const { SchemaSet } = await dist('src/schema/schema-set.js');
 const { rowKey } = await dist('src/rows/rows.js');
-const { jsonlBytes } = await dist('src/sinks/sink.js');
-const { dummyAuthClient } = await dist('test/support/helpers.js');
+const { jsonlBytes } = await dist('src/rows/row-batch.js');
+// The build holds production code only: the test server is run from its TypeScript source (tsx).
+const TEST_SERVER = path.join(ROOT, 'test/support/bigquery-test-server/index.ts');
+
+/** Credentials the test server accepts; the sink never asks Google for a token with them. */
+function dummyAuthClient() {
+  const auth = new OAuth2Client();
+  auth.setCredentials({ access_token: 'test', expiry_date: Date.now() + 3_600_000 });
+  return auth;
+}
 
 const latency = Number(flag('--latency', '75'));
 const settings = flag('--in-flight', '8,16,32').split(',').map(Number);
@@ -56,7 +65,7 @@ if (!rowsFile) {
 // row (as BigQuery does) in one thread, which is what bounds its figure on a 2-core machine.
 const serverCode = `
   const http = await import('node:http');
-  const { startBigQueryTestServer } = await import(${JSON.stringify(path.join(DIST, 'test/support/bigquery-test-server.js'))});
+  const { startBigQueryTestServer } = await import(${JSON.stringify(pathToFileURL(TEST_SERVER).href)});
   const server = await startBigQueryTestServer({ projectId: 'bench', latencyMs: ${latency}, requireAuth: false });
   const target = new URL(server.url);
   const counted = new Map(); // 'dataset table' -> rows and requests the latency-only endpoint took
@@ -109,7 +118,8 @@ const serverCode = `
     }
   }
 `;
-const server = spawn(process.execPath, ['--input-type=module', '-e', serverCode], {
+const server = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', serverCode], {
+  cwd: ROOT, // where `--import tsx` is resolved
   stdio: ['pipe', 'pipe', 'inherit'],
 });
 const answers = createInterface({ input: server.stdout })[Symbol.asyncIterator]();

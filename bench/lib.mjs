@@ -31,6 +31,7 @@ export function ensureBuilt({ log = console.error } = {}) {
       newestMtime(path.join(ROOT, 'src'), ['.ts']),
       newestMtime(path.join(ROOT, 'parsers'), ['.ts']),
       statSync(path.join(ROOT, 'tsconfig.json')).mtimeMs,
+      statSync(path.join(ROOT, 'tsconfig.build.json')).mtimeMs,
     );
   const before = sources();
   if (existsSync(CLI) && statSync(CLI).mtimeMs >= before) return null;

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PubSub, type Message, type Subscription, type Topic } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
@@ -27,15 +27,8 @@ import {
   startBigQueryTestServer,
   type BigQueryTestServer,
 } from '../support/bigquery-test-server/index.js';
-import {
-  childProcessEnv,
-  emulatorEnv,
-  objectFinalizeNotification,
-  startGcsEmulator,
-  startPubSubEmulator,
-  type GcsEmulator,
-  type PubSubEmulator,
-} from '../support/emulators.js';
+import { childProcessEnv, emulatorEnv, objectFinalizeNotification, startPubSubEmulator } from '../support/emulators.js';
+import type { SharedEmulators } from '../support/global-setup.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from '../support/gcs-fault-proxy.js';
 import { BUNDLED, dummyAuthClient, readJsonl, tempDir, uploadObject, waitFor } from '../support/helpers.js';
 
@@ -51,8 +44,8 @@ const TEN = [NDT7, SWITCH_2016, NDT7, ANNOTATION, SWITCH, NDT7, SWITCH_2016, ANN
 
 type Json = Record<string, unknown>;
 
-let pubsubEmu: PubSubEmulator;
-let gcsEmu: GcsEmulator;
+let pubsubEmu: SharedEmulators['pubsub'];
+let gcsEmu: SharedEmulators['gcs'];
 let proxy: GcsFaultProxy;
 let pubsub: PubSub;
 let storage: Storage;
@@ -307,7 +300,8 @@ async function metric(port: number, pattern: RegExp): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  [pubsubEmu, gcsEmu] = await Promise.all([startPubSubEmulator(), startGcsEmulator()]);
+  // The run's emulators; the Pub/Sub restart test stops and starts one of its own.
+  ({ pubsub: pubsubEmu, gcs: gcsEmu } = inject('emulators'));
   proxy = await startGcsFaultProxy(gcsEmu.host);
   // The clients read the environment when constructed: the test's own uploads go straight to the
   // emulator, the workers started later read through the fault proxy.
@@ -325,7 +319,6 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   await pubsub?.close();
   await proxy?.close();
-  await Promise.allSettled([pubsubEmu?.stop(), gcsEmu?.stop()]);
 }, 30_000);
 
 /** Raw rows and ledger of a JSONL sink directory (`writing`: a worker may be appending to it). */

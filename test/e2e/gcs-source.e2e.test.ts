@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Storage } from '@google-cloud/storage';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { gcsArchive, type GcsObjectRef } from '../../src/source/gcs-source.js';
-import { emulatorEnv, startGcsEmulator, type GcsEmulator } from '../support/emulators.js';
+import { emulatorEnv } from '../support/emulators.js';
+import type { SharedEmulators } from '../support/global-setup.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from '../support/gcs-fault-proxy.js';
 import { uploadObject } from '../support/helpers.js';
 
@@ -11,7 +12,7 @@ const BUCKET = 'gcs-source-test';
 const NAME = 'utilization/switch/2021/12/14/20211214T000000.000000Z-switch-mlab1-abc01-utilization.tgz';
 const STALL_MS = 200;
 
-let gcs: GcsEmulator;
+let gcs: SharedEmulators['gcs'];
 let proxy: GcsFaultProxy;
 let reader: Storage;
 let ref: GcsObjectRef;
@@ -19,7 +20,7 @@ const bytes = randomBytes(300_000);
 const env = { ...process.env };
 
 beforeAll(async () => {
-  gcs = await startGcsEmulator();
+  gcs = inject('emulators').gcs;
   proxy = await startGcsFaultProxy(gcs.host);
   // The clients read the environment when constructed: the upload goes straight to the emulator,
   // the reads under test through the fault proxy.
@@ -34,7 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   process.env = env;
   await proxy?.close();
-  await gcs?.stop();
 });
 
 /** Rejections nothing handled while a test ran: on Node 23 and later the client raises one if a read is destroyed too early. */

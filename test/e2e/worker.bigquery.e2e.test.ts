@@ -6,30 +6,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { BUNDLED, dummyAuthClient, uploadObject, waitFor } from '../support/helpers.js';
 import { runQuery } from '../../src/sinks/duckdb/query.js';
 import { startServe, type ServeHandle } from '../../src/worker/serve.js';
 import { startBigQueryTestServer, type BigQueryTestServer } from '../support/bigquery-test-server/index.js';
-import {
-  emulatorEnv,
-  objectFinalizeNotification,
-  startGcsEmulator,
-  startPubSubEmulator,
-  type GcsEmulator,
-  type PubSubEmulator,
-} from '../support/emulators.js';
+import { emulatorEnv, objectFinalizeNotification } from '../support/emulators.js';
+import type { SharedEmulators } from '../support/global-setup.js';
 
-const BUCKET = 'archive-mlab-test';
+const BUCKET = 'archive-mlab-bigquery';
 const ARCHIVES = BUNDLED.dir;
 const SWITCH = BUNDLED.switch;
 const NDT7 = BUNDLED.ndt7;
 const ANNOTATION = BUNDLED.annotation2;
 
-let pubsubEmu: PubSubEmulator;
-let gcsEmu: GcsEmulator;
+let pubsubEmu: SharedEmulators['pubsub'];
+let gcsEmu: SharedEmulators['gcs'];
 let bq: BigQueryTestServer;
 let pubsub: PubSub;
 let storage: Storage;
@@ -66,20 +60,18 @@ function viewRule(all: Json[]): Json[] {
 }
 
 beforeAll(async () => {
-  [pubsubEmu, gcsEmu, bq] = await Promise.all([
-    startPubSubEmulator(),
-    startGcsEmulator(),
-    startBigQueryTestServer({ projectId: 'test' }),
-  ]);
+  ({ pubsub: pubsubEmu, gcs: gcsEmu } = inject('emulators'));
+  bq = await startBigQueryTestServer({ projectId: 'test' });
   Object.assign(process.env, emulatorEnv({ pubsub: pubsubEmu, gcs: gcsEmu }));
   pubsub = new PubSub({ projectId: pubsubEmu.projectId });
   storage = new Storage();
   for (const name of [SWITCH, NDT7, ANNOTATION]) {
     await uploadObject(storage.bucket(BUCKET).file(name), readFileSync(path.join(ARCHIVES, name)));
   }
-  [topic] = await pubsub.createTopic('archives');
-  const [dead] = await pubsub.createTopic('dead');
-  const [sub] = await topic.createSubscription('worker', {
+  // Names of this file's own: the emulator is shared with the other end-to-end files.
+  [topic] = await pubsub.createTopic('archives-bigquery');
+  const [dead] = await pubsub.createTopic('dead-bigquery');
+  const [sub] = await topic.createSubscription('worker-bigquery', {
     ackDeadlineSeconds: 10,
     deadLetterPolicy: { deadLetterTopic: dead.name, maxDeliveryAttempts: 5 },
   });
@@ -114,7 +106,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await handle?.stop();
   await pubsub?.close();
-  await Promise.allSettled([pubsubEmu?.stop(), gcsEmu?.stop(), bq?.close()]);
+  await bq?.close();
 }, 30_000);
 
 describe('serve into BigQuery', () => {

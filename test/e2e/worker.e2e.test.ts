@@ -5,22 +5,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { BUNDLED, readJsonl, tempDir, uploadObject, waitFor } from '../support/helpers.js';
 import { PACKAGE_ROOT } from '../../src/package-info.js';
 import { startServe, type ServeConfig, type ServeHandle } from '../../src/worker/serve.js';
 import { startGcsFaultProxy, type GcsFaultProxy } from '../support/gcs-fault-proxy.js';
-import {
-  childProcessEnv,
-  emulatorEnv,
-  objectFinalizeNotification,
-  startGcsEmulator,
-  startPubSubEmulator,
-  type GcsEmulator,
-  type PubSubEmulator,
-} from '../support/emulators.js';
+import { childProcessEnv, emulatorEnv, objectFinalizeNotification } from '../support/emulators.js';
+import type { SharedEmulators } from '../support/global-setup.js';
 
 const BUCKET = 'archive-mlab-test';
 const OTHER_BUCKET = 'not-allowed-bucket';
@@ -29,8 +22,8 @@ const SWITCH = BUNDLED.switch;
 const NDT7 = BUNDLED.ndt7;
 const CORRUPT = 'ndt/ndt7/2020/03/19/20200319T000000.000000Z-ndt7-mlab3-syd03-ndt.tgz';
 
-let pubsubEmu: PubSubEmulator;
-let gcsEmu: GcsEmulator;
+let pubsubEmu: SharedEmulators['pubsub'];
+let gcsEmu: SharedEmulators['gcs'];
 let proxy: GcsFaultProxy;
 let pubsub: PubSub;
 let storage: Storage;
@@ -88,7 +81,7 @@ function config(out: string, subscription: string | null, overrides: Partial<Ser
 const tmp = (): string => tempDir('worker');
 
 beforeAll(async () => {
-  [pubsubEmu, gcsEmu] = await Promise.all([startPubSubEmulator(), startGcsEmulator()]);
+  ({ pubsub: pubsubEmu, gcs: gcsEmu } = inject('emulators'));
   proxy = await startGcsFaultProxy(gcsEmu.host);
   Object.assign(
     process.env,
@@ -107,7 +100,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await pubsub?.close();
   await proxy?.close();
-  await Promise.allSettled([pubsubEmu?.stop(), gcsEmu?.stop()]);
 }, 30_000);
 
 describe('serve with streaming pull', () => {
