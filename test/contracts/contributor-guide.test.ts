@@ -32,6 +32,7 @@ for (const part of [
   'docs',
   'package.json',
   'tsconfig.json',
+  'tsconfig.build.json',
   'vitest.config.ts',
   '.prettierrc.json',
   '.prettierignore',
