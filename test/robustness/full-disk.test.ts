@@ -1,8 +1,6 @@
 // A full filesystem under each local sink, through the real command: the run says disk_full in
 // one line (no stack trace), nothing it lost is counted as written, and the next run, once space
 // is freed, leaves only valid lines and a ledger that matches the rows stored.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,7 +13,7 @@ import { DuckDbSink } from '../../src/sinks/duckdb/sink.js';
 import { runQuery } from '../../src/sinks/duckdb/query.js';
 import { localArchive } from '../../src/source/local-source.js';
 import { writeSwitchArchive } from '../support/archives.js';
-import { tempDir } from '../support/helpers.js';
+import { spawnCli, tempDir } from '../support/helpers.js';
 import { smallFilesystem, smallFilesystemUnavailable, type SmallFilesystem } from '../support/small-filesystem.js';
 
 const NDT7 = path.join(
@@ -135,36 +133,10 @@ describe.skipIf(unavailable !== null)('a full filesystem under the spilled rows'
   afterEach(() => fs?.remove());
 
   /** `parse` in a child process whose temporary directory is `tmp`, rows to JSONL in `out`; `err` is all it printed. */
-  async function parseWithTmp(
-    archive: string,
-    out: string,
-    tmp: string,
-  ): Promise<{ code: number | null; err: string }> {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(PACKAGE_ROOT, 'src/cli/main.ts'),
-        'parse',
-        archive,
-        '--sink',
-        `jsonl:${out}`,
-        '--no-progress',
-        '--limit',
-        'groupedRowsInMemory=100',
-      ],
-      {
-        cwd: PACKAGE_ROOT,
-        env: { ...process.env, TMPDIR: tmp, TSX_DISABLE_CACHE: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (err += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    return { code, err };
+  async function parseWithTmp(archive: string, out: string, tmp: string): Promise<{ code: number; err: string }> {
+    const args = ['parse', archive, '--sink', `jsonl:${out}`, '--no-progress', '--limit', 'groupedRowsInMemory=100'];
+    const run = spawnCli(args, { TMPDIR: tmp, TSX_DISABLE_CACHE: '1' });
+    return { code: await run.exited, err: run.output() };
   }
 
   it('spills compactly (3,000 rows an entry within 4 MiB), and a spill that meets a full disk fails as disk_full, to be retried', async () => {

@@ -2,13 +2,11 @@
 // rows behind: the signals clean up at once, and after a kill -9 the next run removes what the
 // dead process left. Through the real command, in a child process with a temporary directory of
 // its own.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PACKAGE_ROOT } from '../../src/package-info.js';
 import { writeSwitchArchive } from '../support/archives.js';
-import { tempDir, waitFor } from '../support/helpers.js';
+import { spawnCli, tempDir, waitFor } from '../support/helpers.js';
 
 /** Files under `dir`, as paths relative to it; in a temporary directory, only mlab-etl's (tsx keeps its cache there too). */
 function filesUnder(dir: string, only = ''): string[] {
@@ -20,28 +18,8 @@ function filesUnder(dir: string, only = ''): string[] {
 }
 
 function parse(archive: string, db: string, tmp: string) {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(PACKAGE_ROOT, 'src/cli/main.ts'),
-      'parse',
-      archive,
-      '--sink',
-      `duckdb:${db}`,
-      '--no-progress',
-      '--limit',
-      'groupedRowsInMemory=100',
-    ],
-    { cwd: PACKAGE_ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))),
-  );
-  return { child, exited, stderr: () => stderr };
+  const args = ['parse', archive, '--sink', `duckdb:${db}`, '--no-progress', '--limit', 'groupedRowsInMemory=100'];
+  return spawnCli(args, { TMPDIR: tmp });
 }
 
 describe('parse interrupted mid-archive', () => {
@@ -59,7 +37,7 @@ describe('parse interrupted mid-archive', () => {
       await waitFor('spilled rows', () => filesUnder(tmp, 'mlab-etl-').some((f) => f.endsWith('.run')), 60_000);
       run.child.kill(signal);
       expect(await run.exited).toBe(code);
-      expect(run.stderr()).toContain(`${signal}: stopped after 0 of 1 archives`);
+      expect(run.output()).toContain(`${signal}: stopped after 0 of 1 archives`);
       expect(filesUnder(tmp, 'mlab-etl-')).toEqual([]);
       expect(filesUnder(path.join(root, 'x.data')).filter((f) => f.endsWith('.partial'))).toEqual([]);
     }, 90_000);
@@ -77,7 +55,7 @@ describe('parse interrupted mid-archive', () => {
     const left = filesUnder(tmp, 'mlab-etl-');
     expect(left.length).toBeGreaterThan(0); // a kill -9 cannot clean up
     const next = parse(archive, path.join(root, 'x.duckdb'), tmp);
-    expect(await next.exited, next.stderr()).toBe(0);
+    expect(await next.exited, next.output()).toBe(0);
     expect(filesUnder(tmp, 'mlab-etl-')).toEqual([]);
   }, 120_000);
 });

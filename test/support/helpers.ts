@@ -1,4 +1,5 @@
 /** Small helpers the end-to-end tests share. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,4 +85,25 @@ export async function uploadObject(file: File, bytes: Buffer, options: { content
       if (!reset || attempt >= 3) throw err;
     }
   }
+}
+
+/**
+ * The command from source (`node --import tsx src/cli/main.ts ARGS`) in a child process, with
+ * these environment variables added; `output()` is what it printed on stdout and stderr, and
+ * `exited` its exit code (-1 when a signal ended it).
+ */
+export function spawnCli(
+  args: string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; exited: Promise<number>; output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PACKAGE_ROOT, 'src/cli/main.ts'), ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  return { child, exited, output: () => output };
 }
