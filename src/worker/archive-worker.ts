@@ -6,7 +6,8 @@
  */
 import type { Message, Subscription } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
-import { ERRORS, toEtlError } from '../errors.js';
+import { ERRORS, EtlError, toEtlError } from '../errors.js';
+import { parseArchiveUrl } from '../source/archive-path.js';
 import type { Disposition, TaskOutcome } from './dispositions.js';
 import { gcsArchive, gcsUrl, type GcsObjectRef } from '../source/gcs-source.js';
 import type { Limits } from '../limits.js';
@@ -118,8 +119,42 @@ export class Worker {
   }
 
   /** Processes one archive; never throws. */
+  /**
+   * Why an object is not to be read here, decided from its name alone: a bucket not allowed, a
+   * path that is not M-Lab's, a datatype not registered. Anyone who can publish or push can name
+   * any object, so such a message costs a log line and a counter with bounded labels: no ledger
+   * record, no dataset or table created, no byte read.
+   */
+  private refusal(object: GcsObjectRef): EtlError | null {
+    const url = gcsUrl(object.bucket, object.name);
+    if (!this.deps.allowBuckets.has(object.bucket)) {
+      return new EtlError('bucket_not_allowed', `bucket ${object.bucket} is not allowed (--allow-bucket)`, {
+        stage: 'input',
+      });
+    }
+    try {
+      this.deps.registry.get(parseArchiveUrl(url).datatype);
+      return null;
+    } catch (err) {
+      return toEtlError(err, 'bad_archive_path', 'identity');
+    }
+  }
+
   async processObject(object: GcsObjectRef, trigger: string, reserved = false): Promise<TaskOutcome> {
     const { deps } = this;
+    const refused = this.refusal(object);
+    if (refused) {
+      const url = gcsUrl(object.bucket, object.name);
+      deps.metrics.failures.inc({ datatype: 'other', code: refused.code });
+      deps.logger.log('WARNING', 'archive refused', { url: url.slice(0, 300), trigger, code: refused.code });
+      return {
+        disposition: ERRORS[refused.code].disposition,
+        status: 'refused',
+        url,
+        code: refused.code,
+        message: refused.message,
+      };
+    }
     if (!reserved) this.busy++;
     const url = gcsUrl(object.bucket, object.name);
     const task = (async (): Promise<TaskOutcome> => {
@@ -209,7 +244,7 @@ export class Worker {
     }
     this.deps.metrics.messages.inc({
       trigger,
-      outcome: outcome.status === 'ignored' || outcome.status === 'bad' ? outcome.status : outcome.disposition,
+      outcome: ['ignored', 'bad', 'refused'].includes(outcome.status) ? outcome.status : outcome.disposition,
     });
     return outcome;
   }

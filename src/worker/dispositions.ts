@@ -12,8 +12,12 @@ export type { Disposition };
 
 export interface TaskOutcome {
   disposition: Disposition;
-  /** ok / partial / failed: an archive was processed; ignored: nothing to do; bad: unintelligible request. */
-  status: 'ok' | 'partial' | 'failed' | 'ignored' | 'bad';
+  /**
+   * ok / partial / failed: an archive was processed; ignored: nothing to do; bad: unintelligible
+   * request; refused: an archive not to be read here (a bucket not allowed, a path that is not
+   * M-Lab's, a datatype not registered), refused before anything is read or created.
+   */
+  status: 'ok' | 'partial' | 'failed' | 'ignored' | 'bad' | 'refused';
   url?: string;
   code?: ErrorCode | undefined;
   message?: string | undefined;

@@ -87,14 +87,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /** The datatypes that may be label values; any other datatype is counted as `other`. */
+  private readonly datatypes: ReadonlySet<string>;
+
+  constructor(options: { defaultMetrics?: boolean; datatypes?: Iterable<string> } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.datatypes = new Set(options.datatypes ?? []);
+  }
+
+  /**
+   * A datatype as a label value: the registered ones, else `other`. A datatype comes from an
+   * object name anyone who can publish or push may choose, and every label value is a series
+   * that never expires: unbounded values are a memory leak an attacker controls.
+   */
+  datatypeLabel(datatype: string): string {
+    return this.datatypes.has(datatype) ? datatype : 'other';
   }
 
   /** Counts what one processed archive did. */
   recordArchive(result: ArchiveResult): void {
     const r = result.record;
-    const d = r.datatype;
+    const d = this.datatypeLabel(r.datatype);
     this.archives.inc({ datatype: d, status: r.status });
     if (r.status === 'failed' && r.error_code) this.failures.inc({ datatype: d, code: r.error_code });
     this.entries.inc({ datatype: d, status: 'parsed' }, r.entries_parsed);

@@ -42,7 +42,7 @@ export async function startServe(
   const schemas = SchemaSet.load();
   const registry = await Registry.load(schemas);
   const pool = config.workers > 0 ? await EntryPool.start({ workers: config.workers }) : undefined;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ datatypes: registry.datatypes() });
   metrics.maxInFlight.set(config.maxInFlight);
   const sink = await openWorkerSink(config, schemas, metrics, options.bigquery);
   const storage = new Storage(config.project ? { projectId: config.project } : {});

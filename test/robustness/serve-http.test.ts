@@ -1,6 +1,7 @@
 // `serve`'s HTTP face against clients that misbehave on purpose: it stops within its grace
 // period whatever they do (in Kubernetes, past terminationGracePeriodSeconds it is killed
 // mid-archive), and --max-in-flight holds whatever their timing.
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveConfigOf } from '../../src/cli/commands/serve.js';
@@ -98,4 +99,61 @@ describe('serve under a header-then-body push flood', () => {
     expect(statuses, `statuses ${statuses.join(' ')}`).toEqual(Array.from({ length: 10 }, () => 429));
     expect(serve.worker.archivesInFlight).toBe(2);
   }, 30_000);
+});
+
+describe('serve under a flood of pushes for made-up datatypes and buckets', () => {
+  let serve: ServeHandle | undefined;
+  afterEach(async () => {
+    await serve?.stop();
+  });
+
+  it('keeps /metrics to a constant number of series, writes no ledger record and creates nothing', async () => {
+    const out = tempDir('flood-labels');
+    serve = await startServe(await config(out, '--max-in-flight', '64'), { logger: silentLogger });
+    const base = `http://127.0.0.1:${serve.port}`;
+    // mlab-etl's own series (prom-client's process and GC metrics come and go with the runtime).
+    const series = async (): Promise<number> =>
+      (await (await fetch(`${base}/metrics`)).text()).split('\n').filter((l) => l.startsWith('mlab_etl_')).length;
+    const push = async (i: number): Promise<number> => {
+      // Half for the allowed bucket with a datatype nobody registered, half for buckets not allowed.
+      const bucket = i % 2 === 0 ? 'archive-mlab-test' : `attacker-${i}`;
+      const name = `exp${i}/madeup${i}/2020/03/18/20200318T000000.000000Z-madeup${i}-mlab1-abc01-exp${i}.tgz`;
+      const body = JSON.stringify({
+        message: {
+          attributes: { bucketId: bucket, objectId: name, eventType: 'OBJECT_FINALIZE', objectGeneration: '1' },
+          data: Buffer.from(JSON.stringify({ name, bucket })).toString('base64'),
+          messageId: String(i),
+        },
+        subscription: 'projects/p/subscriptions/s',
+      });
+      const res = await fetch(`${base}/push`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const flood = async (from: number, count: number): Promise<number[]> => {
+      const statuses: number[] = [];
+      for (let i = from; i < from + count; i += 32) {
+        statuses.push(
+          ...(await Promise.all(Array.from({ length: Math.min(32, from + count - i) }, (_, k) => push(i + k)))),
+        );
+      }
+      return statuses;
+    };
+    const before = await series();
+    const first = await flood(0, 1000);
+    const afterFirst = await series();
+    const second = await flood(1000, 1000);
+    const afterSecond = await series();
+    // Acked (200): redelivery cannot make them readable.
+    expect(new Set([...first, ...second])).toEqual(new Set([200]));
+    // A few new series (the `other` datatype with the two refusal codes, the refused pushes), then none however many more.
+    expect(afterFirst - before).toBeLessThanOrEqual(4);
+    expect(afterSecond).toBe(afterFirst);
+    // Nothing written or created for them: no ledger record, no table.
+    expect(readdirSync(out)).toEqual([]);
+  }, 120_000);
 });
