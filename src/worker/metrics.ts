@@ -64,7 +64,7 @@ export class Metrics {
   });
   readonly messages = new Counter({
     name: 'mlab_etl_messages_total',
-    help: 'Pub/Sub messages and push requests, by trigger and outcome (ack, nack, ignored, bad).',
+    help: 'Pub/Sub messages and push requests, by trigger and outcome (ack, nack, ignored, bad, refused, busy, unauthenticated).',
     labelNames: ['trigger', 'outcome'],
     registers: [this.registry],
   });
