@@ -10,7 +10,7 @@
 //
 // Usage: node bench/verify-naive.mjs [--synthetic] [--ref GIT_REF]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -42,6 +42,10 @@ async function goldenArchives(datatype, experiment, accept) {
     const caseDir = path.join(dir, c.name);
     const input = readdirSync(caseDir).find(accept);
     if (!input) continue;
+    // A case that pins a schema violation: the naive reference validates nothing, so it would
+    // write the row mlab-etl rejects. Those cases are checked by the golden tests alone.
+    const errors = path.join(caseDir, 'expected-errors.jsonl');
+    if (existsSync(errors) && readFileSync(errors, 'utf8').includes('"schema_violation"')) continue;
     const { date } = JSON.parse(readFileSync(path.join(caseDir, 'case.json'), 'utf8'));
     const [y, m, d] = date.split('-');
     const file = path.join(

@@ -71,9 +71,10 @@ export async function processArchive(
       : serialStrategy(parser, config.schemas.validator(identity.datatype));
     const table = tableFor(identity.experiment, identity.datatype);
     ledger.setTable(tableName(table));
-    await sink.prepareTable(table);
-
-    const entries = readArchive(source.open(), {
+    // The table is prepared once the archive's first bytes arrive: nothing is created for an
+    // object that does not exist (a made-up experiment in a notification would create datasets).
+    const bytes = beforeFirstChunk(source.open(), () => sink.prepareTable(table));
+    const entries = readArchive(bytes, {
       maxEntryBytes: config.maxEntryBytes ?? limits.maxEntryBytes,
       limits,
       deadline,
@@ -87,4 +88,16 @@ export async function processArchive(
   }
   const result = await ledger.commit(now);
   return { ...result, seconds: (now().getTime() - startedAt.getTime()) / 1000 };
+}
+
+/** The bytes as they come; `first` runs (and is waited for) before the first chunk is handed on. */
+async function* beforeFirstChunk(bytes: AsyncIterable<Buffer>, first: () => Promise<void>): AsyncGenerator<Buffer> {
+  let started = false;
+  for await (const chunk of bytes) {
+    if (!started) {
+      started = true;
+      await first();
+    }
+    yield chunk;
+  }
 }

@@ -1,7 +1,7 @@
 // The production worker end to end, against the real Pub/Sub emulator and the Storage emulator
 // (behind a proxy that can cut or slow downloads), with real M-Lab archives.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
@@ -209,6 +209,16 @@ describe('serve with streaming pull', () => {
     expect(proxy.stats().cut).toBeGreaterThanOrEqual(2);
     const metrics = await (await fetch(`http://127.0.0.1:${handle.port}/metrics`)).text();
     expect(metrics).toMatch(/mlab_etl_source_resumes_total [2-9]/);
+  });
+
+  it('creates no table for an object that does not exist, whatever experiment its name says', async () => {
+    const before = lines(path.join(out, '_archives.jsonl')).length;
+    const missing = 'madeupexp/ndt7/2020/03/18/20200318T003853.425987Z-ndt7-mlab3-syd03-madeupexp.tgz';
+    const n = objectFinalizeNotification({ bucket: BUCKET, name: missing, generation: '1', size: '1000' });
+    await topic.publishMessage(n);
+    const record = await waitFor('the ledger record', () => ledgerSoFar(out)[before]);
+    expect(record).toMatchObject({ status: 'failed', error_code: 'object_not_found' });
+    expect(existsSync(path.join(out, 'raw_madeupexp'))).toBe(false);
   });
 });
 
