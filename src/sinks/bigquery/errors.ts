@@ -3,7 +3,7 @@
  * it. Every EtlError of the sink is made by sinkError, so whether one is retryable is decided in
  * one place: retryableFor.
  */
-import { EtlError, type ErrorCode } from '../../errors.js';
+import { ERRORS, EtlError, type ErrorCode } from '../../errors.js';
 
 interface ApiErrorLike {
   code?: unknown;
@@ -53,11 +53,12 @@ export function rowErrorText(e: InsertError): string {
 
 /**
  * Whether an error of the sink may succeed when the archive is processed again. `transient`
- * says whether the BigQuery failure behind it was one that passes (see classify in retry.ts):
- * only a sink_error can be; a schema conflict or a bug stays until someone changes something.
+ * says whether the BigQuery failure behind it was one that passes (see classify in retry.ts), and
+ * the error table whether the code can pass at all (sink_error can; a schema conflict or a bug
+ * stays until someone changes something).
  */
 export function retryableFor(code: ErrorCode, transient: boolean): boolean {
-  return code === 'sink_error' && transient;
+  return transient && ERRORS[code].retry === 'transient';
 }
 
 export function sinkError(
