@@ -31,6 +31,7 @@ function moduleNames(dir: string, ext: 'ts' | 'js'): string[] {
  * `instanceof EtlError`.) Installed packages and the image have no parsers/ sources: nothing to check.
  */
 function checkBuilt(builtDir: string, sourceDir: string): void {
+  if (!existsSync(sourceDir)) return; // an installed package or the image: built parsers only
   const built = new Set(moduleNames(builtDir, 'js'));
   const sources = moduleNames(sourceDir, 'ts');
   const problems: string[] = [];
