@@ -86,7 +86,14 @@ export async function startServe(
     maxInFlight: config.maxInFlight,
     workers: config.workers,
     version: VERSION,
+    pushAuth: pushAuthMode(config),
   });
+  if (pushAuthMode(config) !== 'service-account') {
+    logger.log('WARNING', 'POST /push is open to more than Pub/Sub', {
+      pushAuth: pushAuthMode(config),
+      fix: 'give --push-audience and --push-service-account, or keep the port unreachable from outside the cluster',
+    });
+  }
 
   const { stop, done } = stopper({ worker, server, logger, graceSeconds: config.gracePeriodSeconds }, async () => {
     await pubsub?.close();
@@ -163,4 +170,10 @@ function stopper(
     return stopping;
   };
   return { stop, done };
+}
+
+/** Who may push: nobody checked, any Google identity with the audience, or the one service account. */
+function pushAuthMode(config: ServeConfig): 'none' | 'any-identity' | 'service-account' {
+  if (config.pushAudience === null) return 'none';
+  return config.pushServiceAccount === null ? 'any-identity' : 'service-account';
 }

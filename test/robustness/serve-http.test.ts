@@ -157,3 +157,29 @@ describe('serve under a flood of pushes for made-up datatypes and buckets', () =
     expect(readdirSync(out)).toEqual([]);
   }, 120_000);
 });
+
+describe('serve says at start-up who may push', () => {
+  it('warns when POST /push checks no token, and when any Google identity passes', async () => {
+    for (const [flags, mode] of [
+      [[], 'none'],
+      [['--push-audience', 'https://w/push', '--push-any-identity'], 'any-identity'],
+      [
+        ['--push-audience', 'https://w/push', '--push-service-account', 'push@p.iam.gserviceaccount.com'],
+        'service-account',
+      ],
+    ] as const) {
+      const lines: Array<{ severity: string; message: string; fields: Record<string, unknown> }> = [];
+      const logger = {
+        log: (severity: string, message: string, fields: Record<string, unknown> = {}) =>
+          lines.push({ severity, message, fields }),
+      };
+      const handle = await startServe(await config(tempDir('auth'), ...flags), { logger });
+      await handle.stop();
+      expect(lines.find((l) => l.message === 'serving')?.fields.pushAuth).toBe(mode);
+      const warned = lines.some(
+        (l) => l.severity === 'WARNING' && l.message === 'POST /push is open to more than Pub/Sub',
+      );
+      expect(warned, mode).toBe(mode !== 'service-account');
+    }
+  });
+});

@@ -19,6 +19,7 @@ const VARIABLES = [
   'MLAB_ETL_LIMITS',
   'MLAB_ETL_PUSH_AUDIENCE',
   'MLAB_ETL_PUSH_SERVICE_ACCOUNT',
+  'MLAB_ETL_PUSH_ANY_IDENTITY',
   'MLAB_ETL_READ_STALL_TIMEOUT',
 ];
 
@@ -124,5 +125,30 @@ describe('serve configuration', () => {
     for (const v of VARIABLES) expect(text).toContain(`env: ${v})`);
     expect(text).toMatch(/--port <n> HTTP port [^(]*\(default: 8080, env: PORT\)/);
     expect(text).toContain('(default: the number of cores, env: MLAB_ETL_MAX_IN_FLIGHT)');
+  });
+
+  it('refuses --push-audience alone (any Google identity would pass) unless told so, and an account without an audience', async () => {
+    const OKS = ['--allow-bucket', 'archive-mlab-test', '--sink', 'jsonl:/tmp/x', '--push-audience', 'https://w/push'];
+    const alone = await serve(...OKS);
+    expect(alone.code).toBe(2);
+    expect(alone.err).toContain('--push-audience alone accepts a token of any Google identity');
+    expect(serveConfigOf([...OKS, '--push-service-account', 'push@p.iam.gserviceaccount.com'])).toMatchObject({
+      pushAudience: 'https://w/push',
+      pushServiceAccount: 'push@p.iam.gserviceaccount.com',
+    });
+    expect(serveConfigOf([...OKS, '--push-any-identity'])).toMatchObject({ pushServiceAccount: null });
+    process.env.MLAB_ETL_PUSH_ANY_IDENTITY = 'true';
+    expect(serveConfigOf(OKS)).toMatchObject({ pushAudience: 'https://w/push' });
+    delete process.env.MLAB_ETL_PUSH_ANY_IDENTITY;
+    const noAudience = await serve(
+      '--allow-bucket',
+      'b-ok',
+      '--sink',
+      'jsonl:/tmp/x',
+      '--push-service-account',
+      'a@b.c',
+    );
+    expect(noAudience.code).toBe(2);
+    expect(noAudience.err).toContain('--push-service-account needs --push-audience');
   });
 });

@@ -32,6 +32,7 @@ interface ServeOptions extends SinkOptionValues {
   limit: Partial<Limits>;
   pushAudience: string | null;
   pushServiceAccount: string | null;
+  pushAnyIdentity: boolean;
   readStallTimeout: number;
   gitCommit: string | null;
 }
@@ -131,11 +132,18 @@ function declareProcessing(command: Command): Command {
       }),
     )
     .addOption(
-      option('--push-service-account <email>', 'and signed for this service account', {
-        env: 'MLAB_ETL_PUSH_SERVICE_ACCOUNT',
-        default: null,
-        defaultText: 'any',
-      }),
+      option(
+        '--push-service-account <email>',
+        "and signed for this service account (the push subscription's --push-auth-service-account); required with --push-audience",
+        { env: 'MLAB_ETL_PUSH_SERVICE_ACCOUNT', default: null, defaultText: 'none' },
+      ),
+    )
+    .addOption(
+      option(
+        '--push-any-identity [true|false]',
+        'with --push-audience and no --push-service-account, accept a token of any Google identity (anyone with a Google account could then push)',
+        { env: 'MLAB_ETL_PUSH_ANY_IDENTITY', default: false, parse: onOff },
+      ),
     )
     .addOption(
       option('--read-stall-timeout <seconds>', 'resume a Cloud Storage read that delivers nothing for this long', {
@@ -156,6 +164,15 @@ function serveConfig(opts: ServeOptions): ServeConfig {
     throw new UsageError(
       '--sink (or MLAB_ETL_SINK) is required: bigquery:PROJECT[.DATASET_PREFIX] in production, jsonl:DIR or duckdb:FILE for a trial',
     );
+  const pushAudience = given(opts.pushAudience);
+  const pushServiceAccount = given(opts.pushServiceAccount);
+  // An audience alone is checked by every Google-signed token of any identity: it protects nothing.
+  if (pushAudience !== null && pushServiceAccount === null && !opts.pushAnyIdentity)
+    throw new UsageError(
+      "--push-audience alone accepts a token of any Google identity: give --push-service-account EMAIL (the push subscription's --push-auth-service-account), or --push-any-identity to accept any",
+    );
+  if (pushAudience === null && pushServiceAccount !== null)
+    throw new UsageError('--push-service-account needs --push-audience: without it POST /push checks no token');
   return {
     subscription: given(opts.subscription),
     project: given(opts.project),
@@ -169,8 +186,8 @@ function serveConfig(opts: ServeOptions): ServeConfig {
     maxEntryBytes: typeof opts.maxEntryBytes === 'number' ? opts.maxEntryBytes : null,
     limits: opts.limit,
     readStallSeconds: opts.readStallTimeout,
-    pushAudience: given(opts.pushAudience),
-    pushServiceAccount: given(opts.pushServiceAccount),
+    pushAudience,
+    pushServiceAccount,
     gitCommit: given(opts.gitCommit),
     duckdbMemoryLimit: opts.duckdbMemoryLimit,
     bigqueryInsertsInFlight: opts.bigqueryInsertsInFlight,
