@@ -4,7 +4,7 @@
  */
 
 /**
- * NDT7 speed tests (ndt-server, experiment ndt): one row per download or upload test, keyed by the connection UUID, with a summary of the test's last server measurement.
+ * NDT7 speed tests (ndt-server, experiment ndt): one row per download or upload test, keyed by the connection UUID, with a summary of the test's last server measurement. A row is a download when raw.Download is set and an upload when raw.Upload is set: filter on one (WHERE raw.Download IS NOT NULL) before aggregating a.MeanThroughputMbps, since the two directions differ several times over.
  */
 export interface Ndt7Row {
   /**
