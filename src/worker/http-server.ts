@@ -139,6 +139,12 @@ async function pushIn({ worker, metrics, logger }: Routes, req: IncomingMessage,
   let envelope: unknown;
   try {
     envelope = JSON.parse((await readBody(req)).toString('utf8')) as unknown;
+    const message = (envelope as { message?: unknown } | null)?.message;
+    if (message === null || typeof message !== 'object') {
+      throw new EtlError('bad_message', 'push body has no "message" object: not a Pub/Sub push envelope', {
+        stage: 'input',
+      });
+    }
   } catch (err) {
     // A body that is not a push envelope cannot come from Pub/Sub: refuse it so a misconfiguration shows.
     const message = err instanceof EtlError ? err.message : `push body is not JSON: ${(err as Error).message}`;

@@ -183,3 +183,24 @@ describe('serve says at start-up who may push', () => {
     }
   });
 });
+
+describe('serve answers a body that is not a push envelope', () => {
+  it('with 400, as the README says, whether it is not JSON or JSON without a "message" object', async () => {
+    const handle = await startServe(await config(tempDir('envelope')), { logger: silentLogger });
+    try {
+      for (const body of [
+        'not json',
+        '{}',
+        '[1,2]',
+        '{"message":"x"}',
+        '{"filename":"gs://archive-mlab-test/a.tgz"}',
+      ]) {
+        const res = await fetch(`http://127.0.0.1:${handle.port}/push`, { method: 'POST', body });
+        const answer = (await res.json()) as { code?: string };
+        expect([body, res.status, answer.code]).toEqual([body, 400, 'bad_message']);
+      }
+    } finally {
+      await handle.stop();
+    }
+  });
+});
