@@ -364,6 +364,36 @@ describe('other commands', () => {
     expect((await cli('parse', ARCHIVES, '--max-entry-bytes', '0')).err).toContain(
       'Expected an integer of at least 1.',
     );
+    // A bad date is bad usage, once, not a failed archive each.
+    const date = await cli('parse', ARCHIVES, '--date', '2020-02-30');
+    expect(date.code).toBe(2);
+    expect(date.err).toContain("option '--date <YYYY-MM-DD>' argument '2020-02-30' is invalid. Expected YYYY-MM-DD.");
+    expect(date.err.match(/mlab-etl|error:/g)).toHaveLength(1);
+    // `duckdb:` with no file is a mistake; `duckdb` alone is the default file.
+    const sink = await cli('parse', ARCHIVES, '--sink', 'duckdb:');
+    expect(sink.code).toBe(2);
+    expect(sink.err).toContain('--sink duckdb:FILE needs a file');
+  });
+
+  it('refuses --datatype, --experiment or --date that contradict an archive path which says them', async () => {
+    const archive = path.join(ARCHIVES, 'mlab-sandbox/ndt/ndt7');
+    const out = path.join(tmp(), 'out');
+    const contra = await cli(
+      'parse',
+      archive,
+      '--sink',
+      `jsonl:${out}`,
+      '--datatype',
+      'switch',
+      '--date',
+      '2020-01-01',
+    );
+    expect(contra.code).toBe(2);
+    expect(contra.err).toContain('--datatype switch, but its path says ndt7');
+    expect(contra.err).toContain('--date 2020-01-01, but its path says 2020-03-18');
+    expect(existsSync(out)).toBe(false);
+    // Saying what the path says is fine.
+    expect((await cli('parse', archive, '--sink', `jsonl:${out}`, '--datatype', 'ndt7')).code).toBe(0);
   });
 
   it('takes the sink settings and the recorded revision from flags or their variables', async () => {

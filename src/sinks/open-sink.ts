@@ -46,6 +46,9 @@ export async function openSink(
   const target = colon === -1 ? '' : spec.slice(colon + 1);
   switch (kind) {
     case 'duckdb': {
+      // `duckdb` alone is the default file; `duckdb:` with nothing after it is a mistake.
+      if (colon !== -1 && !target)
+        throw new SinkSpecError(`--sink duckdb:FILE needs a file (or --sink duckdb for ${DEFAULT_DUCKDB_FILE})`);
       // DuckDB's native module is large: loaded only for the DuckDB sink.
       const { DuckDbSink } = await import('./duckdb/sink.js');
       const memoryLimit = settings.duckdbMemoryLimit;

@@ -50,7 +50,7 @@ const GCS_URL = new RegExp(
 /** A local path is matched on its tail: `<experiment>/<datatype>/YYYY/MM/DD/<name>`. */
 const LOCAL_TAIL = new RegExp(`(?:^|/)(?<experiment>${EXPERIMENT})/(?<datatype>${DATATYPE})/${DATE_DIRS}/${NAME}$`);
 const NAME_ONLY = new RegExp(`^${NAME}$`);
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+export const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 export const ARCHIVE_SUFFIXES = ['.tgz', '.tar.gz', '.tar'] as const;
 
@@ -58,7 +58,7 @@ export function hasArchiveSuffix(name: string): boolean {
   return ARCHIVE_SUFFIXES.some((s) => name.endsWith(s));
 }
 
-function isRealDate(y: number, m: number, d: number): boolean {
+export function isRealDate(y: number, m: number, d: number): boolean {
   const t = new Date(Date.UTC(y, m - 1, d));
   return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
 }

@@ -140,21 +140,19 @@ export class Worker {
     }
   }
 
+  /** A refused object's outcome, counted and logged: the whole cost of a refusal. */
+  private refuse(object: GcsObjectRef, trigger: string, refused: EtlError): TaskOutcome {
+    const url = gcsUrl(object.bucket, object.name);
+    this.deps.metrics.failures.inc({ datatype: 'other', code: refused.code });
+    this.deps.logger.log('WARNING', 'archive refused', { url: url.slice(0, 300), trigger, code: refused.code });
+    const disposition = ERRORS[refused.code].disposition;
+    return { disposition, status: 'refused', url, code: refused.code, message: refused.message };
+  }
+
   async processObject(object: GcsObjectRef, trigger: string, reserved = false): Promise<TaskOutcome> {
     const { deps } = this;
     const refused = this.refusal(object);
-    if (refused) {
-      const url = gcsUrl(object.bucket, object.name);
-      deps.metrics.failures.inc({ datatype: 'other', code: refused.code });
-      deps.logger.log('WARNING', 'archive refused', { url: url.slice(0, 300), trigger, code: refused.code });
-      return {
-        disposition: ERRORS[refused.code].disposition,
-        status: 'refused',
-        url,
-        code: refused.code,
-        message: refused.message,
-      };
-    }
+    if (refused) return this.refuse(object, trigger, refused);
     if (!reserved) this.busy++;
     const url = gcsUrl(object.bucket, object.name);
     const task = (async (): Promise<TaskOutcome> => {

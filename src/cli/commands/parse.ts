@@ -1,7 +1,8 @@
 /** `mlab-etl parse`: archives on disk into a sink, with a summary of what each one gave. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { EntryPool } from '../../pipeline/threads/entry-pool.js';
 import { DEFAULT_LIMITS, type Limits } from '../../limits.js';
+import { identifyLocalArchive, isRealDate, ISO_DATE } from '../../source/archive-path.js';
 import { findArchives, localArchive } from '../../source/local-source.js';
 import { VERSION } from '../../package-info.js';
 import { processArchive, type ArchiveResult } from '../../pipeline/process-archive.js';
@@ -9,7 +10,7 @@ import { removeScratch } from '../../scratch.js';
 import { Registry } from '../../parser/registry.js';
 import { SchemaSet } from '../../schema/schema-set.js';
 import { DEFAULT_SINK, openSink } from '../../sinks/open-sink.js';
-import type { CommandContext } from '../context.js';
+import { UsageError, type CommandContext } from '../context.js';
 import {
   given,
   gitCommitOption,
@@ -50,7 +51,7 @@ export function addParseCommand(program: Command, context: CommandContext): void
       'datatype, for archives whose path does not follow <experiment>/<datatype>/YYYY/MM/DD/',
     )
     .option('--experiment <name>', 'experiment, likewise')
-    .option('--date <YYYY-MM-DD>', 'partition date, likewise')
+    .addOption(option('--date <YYYY-MM-DD>', 'partition date, likewise', { parse: isoDate }))
     .addOption(
       option('--max-entry-bytes <n>', 'skip entries larger than this (as stored)', {
         default: DEFAULT_LIMITS.maxEntryBytes,
@@ -77,6 +78,7 @@ async function parse(paths: string[], opts: ParseOptions, { io, bigquery }: Comm
   // Trying a parser on one's own file: rows on stdout, everything else on stderr, and only
   // --datatype is needed (nothing is stored, so the experiment and date only name the rows).
   const report = toStdout ? io.stderr : io.stdout;
+  const named = { datatype: opts.datatype, experiment: opts.experiment, date: opts.date };
   if (toStdout && opts.datatype !== undefined) {
     opts.experiment ??= 'local';
     opts.date ??= new Date().toISOString().slice(0, 10);
@@ -89,6 +91,7 @@ async function parse(paths: string[], opts: ParseOptions, { io, bigquery }: Comm
     io.stderr(`mlab-etl: no archives (.tgz, .tar.gz, .tar) found in ${paths.join(' ')}\n`);
     return 1;
   }
+  contradictions(files, named);
   const sink = await openSink(opts.sink, schemas, io, sinkSettings(opts, bigquery));
   const sources = files.map((f) =>
     localArchive(f, { datatype: opts.datatype, experiment: opts.experiment, date: opts.date }),
@@ -145,4 +148,39 @@ async function parse(paths: string[], opts: ParseOptions, { io, bigquery }: Comm
   report(formatSummary(results, sink.description, (Date.now() - started) / 1000));
   const failed = missing.length > 0 || results.some((r) => r.record.status !== 'ok');
   return failed ? 1 : 0;
+}
+
+/** `--date`: a real calendar date, YYYY-MM-DD (a bad one is bad usage, not a failed archive). */
+function isoDate(text: string): string {
+  const m = ISO_DATE.exec(text);
+  if (!m || !isRealDate(Number(m[1]), Number(m[2]), Number(m[3])))
+    throw new InvalidArgumentError('Expected YYYY-MM-DD.');
+  return text;
+}
+
+/**
+ * `--datatype`, `--experiment` and `--date` name archives whose path does not. For a path that
+ * does, a different value is a mistake, not an override: the rows would go to another table or
+ * partition than the archive's own. Stops with the files and both values.
+ */
+function contradictions(files: string[], opts: Pick<ParseOptions, 'datatype' | 'experiment' | 'date'>): void {
+  const found: string[] = [];
+  for (const file of files) {
+    let own;
+    try {
+      own = identifyLocalArchive(file);
+    } catch {
+      continue; // the path says nothing: the options name it
+    }
+    for (const key of ['datatype', 'experiment', 'date'] as const) {
+      const given = opts[key];
+      if (given !== undefined && given !== own[key])
+        found.push(`${file}: --${key} ${given}, but its path says ${own[key]}`);
+    }
+  }
+  if (found.length > 0) {
+    throw new UsageError(
+      `${found.slice(0, 5).join('; ')}${found.length > 5 ? ` (and ${found.length - 5} more)` : ''}: leave the option out for archives whose path says it`,
+    );
+  }
 }
