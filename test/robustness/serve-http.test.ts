@@ -117,7 +117,9 @@ describe('serve under a flood of pushes for made-up datatypes and buckets', () =
     const push = async (i: number): Promise<number> => {
       // Half for the allowed bucket with a datatype nobody registered, half for buckets not allowed.
       const bucket = i % 2 === 0 ? 'archive-mlab-test' : `attacker-${i}`;
-      const name = `exp${i}/madeup${i}/2020/03/18/20200318T000000.000000Z-madeup${i}-mlab1-abc01-exp${i}.tgz`;
+      // A path M-Lab's grammar accepts (experiment names are letters), a datatype nobody registered.
+      const experiment = `x${[...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('')}`;
+      const name = `${experiment}/madeup${i}/2020/03/18/20200318T000000.000000Z-madeup${i}-mlab1-abc01-${experiment}.tgz`;
       const body = JSON.stringify({
         message: {
           attributes: { bucketId: bucket, objectId: name, eventType: 'OBJECT_FINALIZE', objectGeneration: '1' },
@@ -151,6 +153,9 @@ describe('serve under a flood of pushes for made-up datatypes and buckets', () =
     // Acked (200): redelivery cannot make them readable.
     expect(new Set([...first, ...second])).toEqual(new Set([200]));
     // A few new series (the `other` datatype with the two refusal codes, the refused pushes), then none however many more.
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toContain('mlab_etl_archive_failures_total{datatype="other",code="unknown_datatype"} 1000');
+    expect(text).toContain('mlab_etl_archive_failures_total{datatype="other",code="bucket_not_allowed"} 1000');
     expect(afterFirst - before).toBeLessThanOrEqual(4);
     expect(afterSecond).toBe(afterFirst);
     // Nothing written or created for them: no ledger record, no table.
