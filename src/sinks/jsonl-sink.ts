@@ -32,9 +32,8 @@ import type { TableRef } from '../schema/tables.js';
 
 export class JsonlSink implements Sink {
   readonly description: string;
-  private readonly files = new Map<string, WriteStream>();
-  /** Each file's descriptor, opened here so it can be synced. */
-  private readonly fds = new Map<string, number>();
+  /** Each open file: its stream, and its descriptor (opened here so it can be synced). */
+  private readonly files = new Map<string, { stream: WriteStream; fd: number }>();
   private readonly failures = new Map<string, Error>();
 
   /** `warn` hears of files repaired at open (a cut last line removed). */
@@ -46,7 +45,7 @@ export class JsonlSink implements Sink {
   }
 
   private stream(relative: string): WriteStream {
-    let s = this.files.get(relative);
+    let s = this.files.get(relative)?.stream;
     if (!s) {
       const file = path.join(this.dir, relative);
       let fd: number;
@@ -61,12 +60,11 @@ export class JsonlSink implements Sink {
         throw this.sinkError(relative, err);
       }
       s = createWriteStream(file, { fd, highWaterMark: 1024 * 1024 });
-      this.fds.set(relative, fd);
       // The first error is the cause (ENOSPC); later writes only fail with ERR_STREAM_DESTROYED.
       s.on('error', (err) => {
         if (!this.failures.has(relative)) this.failures.set(relative, err);
       });
-      this.files.set(relative, s);
+      this.files.set(relative, { stream: s, fd });
     }
     return s;
   }
@@ -91,12 +89,12 @@ export class JsonlSink implements Sink {
   /** Resolves once every write so far is on disk (written, then fsync); rejects with the first write error. */
   private async flush(): Promise<void> {
     await Promise.all(
-      [...this.files.entries()].map(async ([relative, s]) => {
+      [...this.files.entries()].map(async ([relative, { stream: s, fd }]) => {
         await new Promise<void>((resolve, reject) =>
           s.write('', (err) => (err ? reject(this.sinkError(relative, err)) : resolve())),
         );
         try {
-          await fsyncFd(this.fds.get(relative) as number);
+          await fsyncFd(fd);
         } catch (err) {
           throw this.sinkError(relative, err);
         }
@@ -129,14 +127,13 @@ export class JsonlSink implements Sink {
   async close(): Promise<void> {
     const closed = await Promise.allSettled(
       [...this.files.entries()].map(
-        ([relative, s]) =>
+        ([relative, { stream: s }]) =>
           new Promise<void>((resolve, reject) =>
             s.end((err?: Error | null) => (err ? reject(this.sinkError(relative, err)) : resolve())),
           ),
       ),
     );
     this.files.clear();
-    this.fds.clear();
     const failed = [...this.failures].map(([relative, err]) => this.sinkError(relative, err));
     this.failures.clear();
     const rejected = closed.find((c): c is PromiseRejectedResult => c.status === 'rejected');

@@ -6,8 +6,8 @@
  */
 import type { Message, Subscription } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
-import { ERRORS, EtlError, toEtlError } from '../errors.js';
-import { parseArchiveUrl } from '../source/archive-path.js';
+import { ERRORS, toEtlError, type EtlError } from '../errors.js';
+import type { ArchiveSource } from '../source/archive-source.js';
 import type { Disposition, TaskOutcome } from './dispositions.js';
 import { gcsArchive, gcsUrl, type GcsObjectRef } from '../source/gcs-source.js';
 import type { Limits } from '../limits.js';
@@ -125,19 +125,30 @@ export class Worker {
    * any object, so such a message costs a log line and a counter with bounded labels: no ledger
    * record, no dataset or table created, no byte read.
    */
-  private refusal(object: GcsObjectRef): EtlError | null {
-    const url = gcsUrl(object.bucket, object.name);
-    if (!this.deps.allowBuckets.has(object.bucket)) {
-      return new EtlError('bucket_not_allowed', `bucket ${object.bucket} is not allowed (--allow-bucket)`, {
-        stage: 'input',
-      });
-    }
+  private refusal(source: ArchiveSource): EtlError | null {
     try {
-      this.deps.registry.get(parseArchiveUrl(url).datatype);
+      source.authorize?.();
+      this.deps.registry.get(source.identify().datatype);
       return null;
     } catch (err) {
       return toEtlError(err, 'bad_archive_path', 'identity');
     }
+  }
+
+  /** The object as the pipeline reads it: pinned to its generation, resumed after a cut. */
+  private sourceOf(object: GcsObjectRef): ArchiveSource {
+    const { deps } = this;
+    const url = gcsUrl(object.bucket, object.name);
+    return gcsArchive(deps.storage, object, {
+      allowBuckets: deps.allowBuckets,
+      ...(deps.maxResumes === undefined ? {} : { maxResumes: deps.maxResumes }),
+      ...(deps.resumeBackoffMs ? { backoffMs: deps.resumeBackoffMs } : {}),
+      ...(deps.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: deps.stallTimeoutMs }),
+      onResume: (offset, err) => {
+        deps.metrics.sourceResumes.inc();
+        deps.logger.log('WARNING', 'resuming archive read', { url, offset, error: (err as Error).message });
+      },
+    });
   }
 
   /** A refused object's outcome, counted and logged: the whole cost of a refusal. */
@@ -151,23 +162,14 @@ export class Worker {
 
   async processObject(object: GcsObjectRef, trigger: string, reserved = false): Promise<TaskOutcome> {
     const { deps } = this;
-    const refused = this.refusal(object);
+    const source = this.sourceOf(object);
+    const refused = this.refusal(source);
     if (refused) return this.refuse(object, trigger, refused);
     if (!reserved) this.busy++;
     const url = gcsUrl(object.bucket, object.name);
     const task = (async (): Promise<TaskOutcome> => {
       deps.metrics.inFlight.inc();
       try {
-        const source = gcsArchive(deps.storage, object, {
-          allowBuckets: deps.allowBuckets,
-          ...(deps.maxResumes === undefined ? {} : { maxResumes: deps.maxResumes }),
-          ...(deps.resumeBackoffMs ? { backoffMs: deps.resumeBackoffMs } : {}),
-          ...(deps.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: deps.stallTimeoutMs }),
-          onResume: (offset, err) => {
-            deps.metrics.sourceResumes.inc();
-            deps.logger.log('WARNING', 'resuming archive read', { url, offset, error: (err as Error).message });
-          },
-        });
         const result = await processArchive(source, {
           registry: deps.registry,
           schemas: deps.schemas,

@@ -78,6 +78,7 @@ export async function startServe(
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
 
   const pubsub = config.subscription ? subscribe(worker, config, config.subscription) : null;
+  const mode = pushAuthMode(config);
   logger.log('INFO', 'serving', {
     port,
     subscription: config.subscription,
@@ -86,11 +87,11 @@ export async function startServe(
     maxInFlight: config.maxInFlight,
     workers: config.workers,
     version: VERSION,
-    pushAuth: pushAuthMode(config),
+    pushAuth: mode,
   });
-  if (pushAuthMode(config) !== 'service-account') {
+  if (mode !== 'service-account') {
     logger.log('WARNING', 'POST /push is open to more than Pub/Sub', {
-      pushAuth: pushAuthMode(config),
+      pushAuth: mode,
       fix: 'give --push-audience and --push-service-account, or keep the port unreachable from outside the cluster',
     });
   }
