@@ -142,7 +142,7 @@ describe.skipIf(unavailable !== null)('a full filesystem under the spilled rows'
   it('spills compactly (3,000 rows an entry within 4 MiB), and a spill that meets a full disk fails as disk_full, to be retried', async () => {
     const root = tempDir('spill');
     const archive = await writeSwitchArchive(root, { files: 2, samples: 3000 });
-    // About 4.5 KB a row before (v8 records, uncompressed): 3,000 rows an entry took 13 MB and failed here.
+    // The former format (v8 records, uncompressed, about 4.5 KB a switch row) failed here.
     fs = smallFilesystem(4 * 1024 * 1024);
     const roomy = await parseWithTmp(archive, path.join(root, 'out1'), fs.dir);
     expect(roomy.code, roomy.err).toBe(0);
